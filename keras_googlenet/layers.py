@@ -1,0 +1,53 @@
+"""Keras layers that GoogLeNet needs and Keras does not ship."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="keras_googlenet")
+class LocalResponseNormalization(keras.layers.Layer):
+    """Cross-channel local response normalisation, as Caffe's LRN layer.
+
+    ``y = x / (bias + alpha / size * sum(x_j ** 2)) ** beta``, the sum running
+    over ``size`` neighbouring channels centred on the channel of ``x``. Caffe
+    divides ``alpha`` by ``size``; ``tf.nn.local_response_normalization`` does
+    not, so its ``alpha`` is this one's ``alpha / size``.
+
+    Args:
+        size: the number of channels in the window (odd).
+        alpha: the scale of the sum of squares.
+        beta: the exponent.
+        bias: the additive constant ``k``.
+    """
+
+    def __init__(self, size=5, alpha=1e-4, beta=0.75, bias=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(size, int) or size < 1 or size % 2 == 0:
+            raise ValueError(
+                f"LocalResponseNormalization size must be an odd positive int. Received: size={size!r}"
+            )
+        self.size = size
+        self.alpha = alpha
+        self.beta = beta
+        self.bias = bias
+
+    def call(self, inputs):
+        # In float32 even under mixed precision: squares of post-ReLU
+        # activations overflow float16 long before the window sum is scaled.
+        x = ops.cast(inputs, "float32")
+        half = self.size // 2
+        squared = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [half, half]])
+        channels = inputs.shape[-1]
+        window = squared[..., :channels]
+        for offset in range(1, self.size):
+            window = window + squared[..., offset : offset + channels]
+        scale = ops.power(self.bias + (self.alpha / self.size) * window, self.beta)
+        return ops.cast(x / scale, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(size=self.size, alpha=self.alpha, beta=self.beta, bias=self.bias)
+        return config

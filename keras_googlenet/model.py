@@ -1,0 +1,326 @@
+"""The GoogLeNet (Inception v1) builder.
+
+Reference:
+- [Going deeper with convolutions](https://arxiv.org/abs/1409.4842)
+  (Szegedy et al., CVPR 2015)
+
+The network is walked from the tables in `keras_googlenet.architecture`. Layer
+names follow the Caffe reference prototxt (`inception_4a/5x5_reduce` becomes
+`inception_4a_5x5_reduce`: Keras 3 forbids "/" in layer names).
+"""
+
+import os
+
+import keras
+from keras import layers
+
+from keras_googlenet import architecture
+from keras_googlenet.layers import LocalResponseNormalization
+
+_POOLINGS = (None, "avg", "max")
+_PRETRAINED = "imagenet"
+
+
+def GoogLeNet(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    aux_heads=True,
+    variant=None,
+    name="googlenet",
+):
+    """Instantiates the GoogLeNet (Inception v1) architecture.
+
+    Reference:
+    - [Going deeper with convolutions](https://arxiv.org/abs/1409.4842)
+      (Szegedy et al., CVPR 2015)
+
+    With ``include_top=True`` and ``aux_heads=True`` the model has three
+    outputs, in this order: ``main`` and the auxiliary classifiers ``aux1``
+    (on inception 4a) and ``aux2`` (on inception 4d). Compile it with
+    `keras_googlenet.compile_googlenet`, which weights the auxiliary losses by
+    0.3 as in the paper, and use `keras_googlenet.inference_model` to drop the
+    auxiliary heads for prediction and export.
+
+    Each variant expects its own input scaling: call
+    `keras_googlenet.preprocess_input(x, variant=...)` with the same variant.
+
+    Args:
+        include_top: whether to include the classifier heads. Defaults to
+            ``True``.
+        weights: ``None`` (random initialisation, the default), ``"imagenet"``
+            or the path to a weights file (``.weights.h5``).
+        input_tensor: optional Keras tensor (the output of `keras.Input()`) to
+            use as the image input of the model.
+        input_shape: optional shape tuple, ``(224, 224, 3)`` by default. Inputs
+            must be at least 31x31 ("paper") or 15x15 ("bn"), and 79x79 with
+            the auxiliary heads, whose 5x5 pool needs 5x5 maps after inception
+            4a and 4d. `minimum_input_size()` computes it.
+        pooling: the pooling of the features when ``include_top=False``:
+            ``None`` for the 4D output of inception 5b, ``"avg"`` or ``"max"``
+            for global pooling to a 2D output. Defaults to ``None``.
+        classes: the number of classes, used when ``include_top=True``.
+            Defaults to 1000.
+        classifier_activation: the activation of the classifier outputs, a
+            string or callable. ``None`` returns logits. Only ``"softmax"`` or
+            ``None`` with pretrained weights. Defaults to ``"softmax"``.
+        aux_heads: whether to build the two auxiliary classifiers when
+            ``include_top=True``. Defaults to ``True``.
+        variant: ``"paper"`` (the 2014 network: biases, LRN, 5x5 branch) or
+            ``"bn"`` (Inception v1 with batch norm, as torchvision and TF-slim,
+            whose ImageNet weights exist). ``None`` picks ``"bn"`` for
+            pretrained weights and ``"paper"`` otherwise.
+        name: the name of the model. Defaults to ``"googlenet"``.
+
+    Returns:
+        A `keras.Model` instance.
+    """
+    pretrained = weights == _PRETRAINED
+    variant = _validate_arguments(
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+        classifier_activation, aux_heads, variant, pretrained,
+    )
+    config = architecture.VARIANTS[variant]
+    input_shape = _resolve_input_shape(input_shape, input_tensor)
+    _validate_input_shape(input_shape, include_top, include_top and aux_heads, variant, pretrained)
+
+    if input_tensor is None:
+        img_input = layers.Input(shape=input_shape, name="image")
+    elif not keras.backend.is_keras_tensor(input_tensor):
+        img_input = layers.Input(tensor=input_tensor, shape=input_shape, name="image")
+    else:
+        img_input = input_tensor
+
+    # Stem: 224 x 224 x 3
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(img_input)
+    x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, "conv1_7x7_s2", config, strides=2, padding="valid")
+    # 112 x 112 x 64
+    x = _max_pool_ceil(x, 3, "pool1_3x3_s2")
+    if config.lrn:
+        x = _lrn(x, "pool1_norm1")
+    # 56 x 56 x 64
+    x = _conv(x, architecture.STEM_CONV2_REDUCE_FILTERS, 1, "conv2_3x3_reduce", config)
+    x = _conv(x, architecture.STEM_CONV2_FILTERS, 3, "conv2_3x3", config)
+    if config.lrn:
+        x = _lrn(x, "conv2_norm2")
+    # 56 x 56 x 192
+    x = _max_pool_ceil(x, 3, "pool2_3x3_s2")
+    # 28 x 28 x 192
+
+    aux_features = {}
+    for block in architecture.INCEPTION_BLOCKS:
+        x = _inception(x, block, config)
+        if block.name in architecture.AUX_HEAD_AFTER:
+            aux_features[architecture.AUX_HEAD_AFTER[block.name]] = x
+        if block.name in architecture.POOL_AFTER:
+            pool_size = config.pool4_size if block.name == "4e" else 3
+            pool_name = architecture.POOL_AFTER[block.name]
+            x = _max_pool_ceil(x, pool_size, f"{pool_name}_{pool_size}x{pool_size}_s2")
+    # 7 x 7 x 1024
+
+    if include_top:
+        x = layers.GlobalAveragePooling2D(name="pool5_7x7_s1")(x)
+        x = layers.Dropout(config.dropout, name="pool5_drop_7x7_s1")(x)
+        x = layers.Dense(classes, name="loss3_classifier")(x)
+        outputs = [_classifier_output(x, classifier_activation, "main")]
+        if aux_heads:
+            outputs += [
+                _aux_head(aux_features[head], head, classes, classifier_activation, config)
+                for head in ("aux1", "aux2")
+            ]
+    elif pooling == "avg":
+        outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    elif pooling == "max":
+        outputs = layers.GlobalMaxPooling2D(name="max_pool")(x)
+    else:
+        outputs = x
+
+    inputs = keras.utils.get_source_inputs(input_tensor) if input_tensor is not None else img_input
+    model = keras.Model(inputs, outputs, name=name)
+
+    if weights is not None:
+        _load_weights(model, weights)
+    return model
+
+
+def _conv(x, filters, kernel_size, name, config, strides=1, padding="same"):
+    """A convolution and its ReLU: with bias (paper) or followed by BN (bn)."""
+    if not config.batch_norm:
+        return layers.Conv2D(
+            filters, kernel_size, strides=strides, padding=padding, activation="relu", name=name
+        )(x)
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name)(x)
+    x = layers.BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum, name=f"{name}_bn")(x)
+    return layers.Activation("relu", name=f"{name}_relu")(x)
+
+
+def _max_pool_ceil(x, pool_size, name):
+    """A stride-2 max pool that rounds its output size up (Caffe, ceil_mode).
+
+    One row and column of zeros at the end give ``ceil((n - k) / 2) + 1``
+    outputs for every ``n``, as Caffe and torchvision do. Zeros are exact
+    padding here because every pooled map comes right after a ReLU.
+    """
+    x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"{name}_pad")(x)
+    return layers.MaxPooling2D(pool_size, strides=2, name=name)(x)
+
+
+def _lrn(x, name):
+    return LocalResponseNormalization(
+        size=architecture.LRN_SIZE,
+        alpha=architecture.LRN_ALPHA,
+        beta=architecture.LRN_BETA,
+        bias=architecture.LRN_BIAS,
+        name=name,
+    )(x)
+
+
+def _inception(x, block, config):
+    """One inception module: four branches concatenated on the channel axis."""
+    prefix = f"inception_{block.name}"
+    branch_1x1 = _conv(x, block.filters_1x1, 1, f"{prefix}_1x1", config)
+    branch_3x3 = _conv(x, block.filters_3x3_reduce, 1, f"{prefix}_3x3_reduce", config)
+    branch_3x3 = _conv(branch_3x3, block.filters_3x3, 3, f"{prefix}_3x3", config)
+    branch_5x5 = _conv(x, block.filters_5x5_reduce, 1, f"{prefix}_5x5_reduce", config)
+    branch_5x5 = _conv(branch_5x5, block.filters_5x5, config.branch_5x5_kernel, f"{prefix}_5x5", config)
+    branch_pool = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{prefix}_pool")(x)
+    branch_pool = _conv(branch_pool, block.pool_proj, 1, f"{prefix}_pool_proj", config)
+    return layers.Concatenate(name=f"{prefix}_output")([branch_1x1, branch_3x3, branch_5x5, branch_pool])
+
+
+def _aux_head(x, head, classes, classifier_activation, config):
+    """An auxiliary classifier (Section 5): 4 x 4 x 128 at 224 px, FC 1024, FC classes."""
+    x = layers.AveragePooling2D(
+        architecture.AUX_POOL_SIZE, strides=architecture.AUX_POOL_STRIDE, name=f"{head}_ave_pool"
+    )(x)
+    x = _conv(x, architecture.AUX_CONV_FILTERS, 1, f"{head}_conv", config)
+    x = layers.Flatten(name=f"{head}_flatten")(x)
+    x = layers.Dense(architecture.AUX_FC_UNITS, activation="relu", name=f"{head}_fc")(x)
+    x = layers.Dropout(architecture.AUX_DROPOUT, name=f"{head}_drop_fc")(x)
+    x = layers.Dense(classes, name=f"{head}_classifier")(x)
+    return _classifier_output(x, classifier_activation, head)
+
+
+def _classifier_output(x, classifier_activation, name):
+    # A separate float32 activation keeps the softmax in float32 under mixed
+    # precision, and gives the output the name that losses and metrics key on.
+    return layers.Activation(classifier_activation, dtype="float32", name=name)(x)
+
+
+def _validate_arguments(
+    include_top, weights, input_tensor, input_shape, pooling, classes,
+    classifier_activation, aux_heads, variant, pretrained,
+):
+    """Checks every argument before anything is built; returns the variant."""
+    if not (weights is None or pretrained or _is_weights_path(weights)):
+        raise ValueError(
+            "The `weights` argument must be None, 'imagenet' or the path to a weights file "
+            f"(.weights.h5). Received: weights={weights!r}"
+        )
+    if pretrained:
+        raise ValueError(
+            "weights='imagenet' is not available yet: no pretrained GoogLeNet weights ship with this "
+            f"version. Use weights=None or a .weights.h5 file. Received: weights={weights!r}"
+        )
+    if _is_weights_path(weights) and not os.path.isfile(weights):
+        raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
+    if variant is None:
+        variant = "bn" if pretrained else "paper"
+    if variant not in architecture.VARIANTS:
+        raise ValueError(
+            f"The `variant` argument must be one of {sorted(architecture.VARIANTS)}. "
+            f"Received: variant={variant!r}"
+        )
+    if pooling not in _POOLINGS:
+        raise ValueError(
+            f"The `pooling` argument must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
+        )
+    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ValueError(f"The `classes` argument must be an int >= 1. Received: classes={classes!r}")
+    if pretrained and include_top and classes != 1000:
+        raise ValueError(
+            "With weights='imagenet' and include_top=True, `classes` must be 1000; use "
+            f"include_top=False and a new head to fine-tune. Received: classes={classes}"
+        )
+    if pretrained and classifier_activation not in ("softmax", None):
+        raise ValueError(
+            "With pretrained weights, `classifier_activation` must be 'softmax' or None. "
+            f"Received: classifier_activation={classifier_activation!r}"
+        )
+    if input_tensor is not None and not _is_tensor(input_tensor):
+        raise ValueError(
+            "The `input_tensor` argument must be a Keras or backend tensor. "
+            f"Received: input_tensor={input_tensor!r}"
+        )
+    if keras.backend.image_data_format() != "channels_last":
+        raise ValueError(
+            "GoogLeNet supports channels_last only. Received: "
+            f"image_data_format={keras.backend.image_data_format()!r}"
+        )
+    return variant
+
+
+def _resolve_input_shape(input_shape, input_tensor):
+    if input_shape is None and input_tensor is not None:
+        input_shape = tuple(input_tensor.shape[1:])
+    if input_shape is None:
+        return (architecture.DEFAULT_INPUT_SIZE, architecture.DEFAULT_INPUT_SIZE, 3)
+    if not isinstance(input_shape, (tuple, list)) or len(input_shape) != 3:
+        raise ValueError(
+            f"The `input_shape` argument must be (height, width, channels). Received: input_shape={input_shape!r}"
+        )
+    return tuple(input_shape)
+
+
+def _validate_input_shape(input_shape, include_top, with_aux_heads, variant, pretrained):
+    height, width, channels = input_shape
+    if channels is None or channels < 1 or (pretrained and channels != 3):
+        allowed = "3 channels with pretrained weights" if pretrained else "a channel count >= 1"
+        raise ValueError(f"GoogLeNet needs {allowed}. Received: input_shape={input_shape}")
+    if pretrained and include_top and input_shape != (224, 224, 3):
+        raise ValueError(
+            "With weights='imagenet' and include_top=True, input_shape must be (224, 224, 3); "
+            f"use include_top=False for other sizes. Received: input_shape={input_shape}"
+        )
+    if with_aux_heads and (height is None or width is None):
+        raise ValueError(
+            "The auxiliary heads need a fixed input size; pass aux_heads=False or a full input_shape. "
+            f"Received: input_shape={input_shape}"
+        )
+    minimum = minimum_input_size(variant, with_aux_heads)
+    for size in (height, width):
+        if size is not None and size < minimum:
+            reason = " (the 4a and 4d maps must be at least 5x5 for the auxiliary heads)" if with_aux_heads else ""
+            raise ValueError(
+                f"The input must be at least {minimum}x{minimum}{reason}. Received: input_shape={input_shape}"
+            )
+
+
+def minimum_input_size(variant="paper", aux_heads=True):
+    """The smallest height and width the network accepts."""
+    size = 1
+    while not _fits(size, variant, aux_heads):
+        size += 1
+    return size
+
+
+def _fits(size, variant, aux_heads):
+    sizes = architecture.feature_map_sizes(size, variant)
+    aux_map = sizes[3]
+    return min(sizes) >= 1 and (not aux_heads or aux_map >= architecture.AUX_POOL_SIZE)
+
+
+def _is_weights_path(weights):
+    return isinstance(weights, (str, os.PathLike)) and str(weights).endswith(".weights.h5")
+
+
+def _is_tensor(value):
+    return keras.backend.is_keras_tensor(value) or keras.ops.is_tensor(value)
+
+
+def _load_weights(model, weights):
+    model.load_weights(weights)

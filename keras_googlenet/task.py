@@ -1,0 +1,116 @@
+"""The classification task on top of the network: losses, metrics, inference."""
+
+import keras
+from keras import ops
+
+from keras_googlenet import architecture
+
+OUTPUT_NAMES = tuple(architecture.LOSS_WEIGHTS)
+
+
+@keras.saving.register_keras_serializable(package="keras_googlenet")
+class SparseCrossentropy(keras.losses.Loss):
+    """Sparse categorical cross-entropy with optional label smoothing.
+
+    Keras' `SparseCategoricalCrossentropy` has no label smoothing, so integer
+    labels are one-hot encoded here when smoothing is asked for.
+    """
+
+    def __init__(self, from_logits=False, label_smoothing=0.0, name="sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.from_logits = from_logits
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        if not self.label_smoothing:
+            return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
+        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(
+            labels, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(from_logits=self.from_logits, label_smoothing=self.label_smoothing)
+        return config
+
+
+def compile_googlenet(
+    model,
+    optimizer=None,
+    loss_weights=None,
+    label_smoothing=0.0,
+    from_logits=None,
+    **compile_kwargs,
+):
+    """Compiles a GoogLeNet for training on integer labels.
+
+    Every output gets sparse categorical cross-entropy, weighted as in the
+    paper (``{"main": 1.0, "aux1": 0.3, "aux2": 0.3}``) unless overridden.
+    Top-1 and top-5 accuracy are reported on ``main`` only. ``loss`` is
+    passed as a dict because Keras rejects a single loss with a dict of
+    ``loss_weights`` on a multi-output model.
+
+    Args:
+        model: a model from `GoogLeNet(include_top=True)`, with or without
+            auxiliary heads.
+        optimizer: a Keras optimizer or its name; SGD with momentum 0.9 (the
+            paper's) when ``None``.
+        loss_weights: a dict from output name to weight, merged over the
+            paper's weights.
+        label_smoothing: the label smoothing factor, 0 to disable.
+        from_logits: whether the outputs are logits; inferred from the
+            ``main`` output's activation when ``None``.
+        **compile_kwargs: passed on to `model.compile`.
+
+    Returns:
+        The compiled model.
+    """
+    outputs = [name for name in OUTPUT_NAMES if name in model.output_names]
+    if "main" not in outputs:
+        raise ValueError(
+            "compile_googlenet needs a model with a 'main' output (include_top=True). "
+            f"Received: model.output_names={model.output_names}"
+        )
+    weights = {name: architecture.LOSS_WEIGHTS[name] for name in outputs}
+    unknown = set(loss_weights or {}) - set(outputs)
+    if unknown:
+        raise ValueError(
+            f"`loss_weights` keys must be outputs of the model {outputs}. Received: loss_weights={loss_weights}"
+        )
+    weights.update(loss_weights or {})
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"`label_smoothing` must be in [0, 1). Received: label_smoothing={label_smoothing!r}")
+    if from_logits is None:
+        from_logits = model.get_layer("main").activation is not keras.activations.softmax
+    if optimizer is None:
+        optimizer = keras.optimizers.SGD(learning_rate=0.01, momentum=0.9)
+    model.compile(
+        optimizer=optimizer,
+        loss={name: SparseCrossentropy(from_logits, label_smoothing) for name in outputs},
+        loss_weights=weights,
+        metrics={
+            "main": [
+                keras.metrics.SparseCategoricalAccuracy(name="top1"),
+                keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
+            ]
+        },
+        **compile_kwargs,
+    )
+    return model
+
+
+def inference_model(model):
+    """The single-output model of the ``main`` head, sharing the weights.
+
+    The paper discards the auxiliary classifiers at inference; exports need a
+    single output too (TFLite reorders multiple outputs).
+    """
+    if model.output_names == ["main"]:
+        return model
+    if "main" not in model.output_names:
+        raise ValueError(
+            "inference_model needs a model with a 'main' output (include_top=True). "
+            f"Received: model.output_names={model.output_names}"
+        )
+    return keras.Model(model.inputs, model.get_layer("main").output, name=f"{model.name}_inference")
