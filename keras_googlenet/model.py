@@ -324,3 +324,20 @@ def _is_tensor(value):
 
 def _load_weights(model, weights):
     model.load_weights(weights)
+
+
+def head_parameter_counts(model):
+    """Parameter counts of the shared backbone and of each head, by layer name.
+
+    Returns:
+        A dict ``{"backbone": n, "main": n, "aux1": n, "aux2": n}`` holding
+        the heads the model has; the values add up to ``model.count_params()``.
+    """
+    head_of_layer = {"loss3_classifier": "main", "main": "main"}
+    counts = {"backbone": 0}
+    for layer in model.layers:
+        head = head_of_layer.get(layer.name) or next(
+            (aux for aux in ("aux1", "aux2") if layer.name == aux or layer.name.startswith(f"{aux}_")), "backbone"
+        )
+        counts[head] = counts.get(head, 0) + layer.count_params()
+    return counts
