@@ -126,9 +126,9 @@ def GoogLeNet(
         x = layers.GlobalAveragePooling2D(name="pool5_7x7_s1")(x)
         x = layers.Dropout(config.dropout, name="pool5_drop_7x7_s1")(x)
         x = layers.Dense(classes, name="loss3_classifier")(x)
-        outputs = [_classifier_output(x, classifier_activation, "main")]
+        outputs = _classifier_output(x, classifier_activation, "main")
         if aux_heads:
-            outputs += [
+            outputs = [outputs] + [
                 _aux_head(aux_features[head], head, classes, classifier_activation, config)
                 for head in ("aux1", "aux2")
             ]

@@ -1,0 +1,37 @@
+"""Every bad argument of GoogLeNet raises one ValueError line naming it and its value."""
+
+import pytest
+
+import keras_googlenet as kg
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"weights": "imagenet21k"}, r"`weights` argument must be None, 'imagenet' or the path .* Received: weights='imagenet21k'"),
+        ({"weights": "/nowhere/model.weights.h5"}, r"weights file does not exist\. Received: weights='/nowhere/model.weights.h5'"),
+        ({"weights": "imagenet", "input_shape": (160, 160, 3)}, r"input_shape must be \(224, 224, 3\).* Received: input_shape=\(160, 160, 3\)"),
+        ({"input_shape": (64, 64, 3)}, r"at least 79x79 .*4a and 4d.* Received: input_shape=\(64, 64, 3\)"),
+        ({"input_shape": (24, 24, 3), "include_top": False}, r"at least 31x31\. Received: input_shape=\(24, 24, 3\)"),
+        ({"weights": "imagenet", "include_top": False, "input_shape": (224, 224, 1)}, r"3 channels .* Received: input_shape=\(224, 224, 1\)"),
+        ({"input_shape": (224, 224, 0)}, r"channel count >= 1\. Received: input_shape=\(224, 224, 0\)"),
+        ({"input_shape": (224, 224)}, r"\(height, width, channels\)\. Received: input_shape=\(224, 224\)"),
+        ({"include_top": False, "pooling": "mean"}, r"`pooling` argument must be None, 'avg' or 'max'\. Received: pooling='mean'"),
+        ({"variant": "v3"}, r"`variant` argument must be one of \['bn', 'paper'\]\. Received: variant='v3'"),
+        ({"classes": 0}, r"`classes` argument must be an int >= 1\. Received: classes=0"),
+        ({"weights": "imagenet", "classes": 10}, r"`classes` must be 1000.* Received: classes=10"),
+        ({"weights": "imagenet", "classifier_activation": "sigmoid"}, r"must be 'softmax' or None\. Received: classifier_activation='sigmoid'"),
+        ({"weights": "imagenet", "variant": "paper"}, r"variant='bn'.* Received: variant='paper'"),
+        ({"input_shape": (None, None, 3)}, r"auxiliary heads need a fixed input size.* Received: input_shape=\(None, None, 3\)"),
+    ],
+)
+def test_bad_argument_raises_one_line_naming_it(kwargs, message):
+    with pytest.raises(ValueError, match=message) as error:
+        kg.GoogLeNet(**kwargs)
+    assert "\n" not in str(error.value)
+
+
+def test_bn_variant_accepts_smaller_inputs_than_paper_without_heads():
+    assert kg.minimum_input_size("bn", aux_heads=False) < kg.minimum_input_size("paper", aux_heads=False)
+    model = kg.GoogLeNet(variant="bn", include_top=False, input_shape=(31, 31, 3))
+    assert model.output.shape[1] >= 1
