@@ -15,10 +15,10 @@ import keras
 from keras import layers
 
 from keras_googlenet import architecture
+from keras_googlenet import weights as pretrained_weights
 from keras_googlenet.layers import LocalResponseNormalization
 
 _POOLINGS = (None, "avg", "max")
-_PRETRAINED = "imagenet"
 
 
 def GoogLeNet(
@@ -53,7 +53,13 @@ def GoogLeNet(
         include_top: whether to include the classifier heads. Defaults to
             ``True``.
         weights: ``None`` (random initialisation, the default), ``"imagenet"``
-            or the path to a weights file (``.weights.h5``).
+            (torchvision's ImageNet weights, downloaded once, converted and
+            cached under ``~/.keras/models``: see `keras_googlenet.weights`),
+            the path to a PyTorch checkpoint of torchvision's ``googlenet``
+            (``.pth``, read without PyTorch), or the path to a Keras weights
+            file (``.weights.h5``) of the same architecture. Pretrained weights
+            (``"imagenet"``, ``.pth``) need the ``"bn"`` variant; their
+            auxiliary heads are freshly initialised.
         input_tensor: optional Keras tensor (the output of `keras.Input()`) to
             use as the image input of the model.
         input_shape: optional shape tuple, ``(224, 224, 3)`` by default. Inputs
@@ -79,7 +85,7 @@ def GoogLeNet(
     Returns:
         A `keras.Model` instance.
     """
-    pretrained = weights == _PRETRAINED
+    pretrained = _is_pretrained(weights)
     variant = _validate_arguments(
         include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, aux_heads, variant, pretrained,
@@ -219,17 +225,19 @@ def _validate_arguments(
     if not (weights is None or pretrained or _is_weights_path(weights)):
         raise ValueError(
             "The `weights` argument must be None, 'imagenet' or the path to a weights file "
-            f"(.weights.h5). Received: weights={weights!r}"
+            f"(.weights.h5, or torchvision's .pth). Received: weights={weights!r}"
         )
-    if pretrained:
-        raise ValueError(
-            "weights='imagenet' is not available yet: no pretrained GoogLeNet weights ship with this "
-            f"version. Use weights=None or a .weights.h5 file. Received: weights={weights!r}"
-        )
-    if _is_weights_path(weights) and not os.path.isfile(weights):
+    if (_is_weights_path(weights) or _is_torch_checkpoint(weights)) and not os.path.isfile(weights):
         raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
     if variant is None:
         variant = "bn" if pretrained else "paper"
+    if pretrained and variant != "bn":
+        # The published weights are TF-slim's batch-norm Inception v1: no
+        # biases, a 3x3 "5x5" branch, a 2x2 pool after 4e.
+        raise ValueError(
+            f"Pretrained weights ({weights!r}) fit variant='bn' only (or None, which picks it). "
+            f"Received: variant={variant!r}"
+        )
     if variant not in architecture.VARIANTS:
         raise ValueError(
             f"The `variant` argument must be one of {sorted(architecture.VARIANTS)}. "
@@ -243,7 +251,7 @@ def _validate_arguments(
         raise ValueError(f"The `classes` argument must be an int >= 1. Received: classes={classes!r}")
     if pretrained and include_top and classes != 1000:
         raise ValueError(
-            "With weights='imagenet' and include_top=True, `classes` must be 1000; use "
+            "With pretrained weights and include_top=True, `classes` must be 1000; use "
             f"include_top=False and a new head to fine-tune. Received: classes={classes}"
         )
     if pretrained and classifier_activation not in ("softmax", None):
@@ -283,7 +291,7 @@ def _validate_input_shape(input_shape, include_top, with_aux_heads, variant, pre
         raise ValueError(f"GoogLeNet needs {allowed}. Received: input_shape={input_shape}")
     if pretrained and include_top and input_shape != (224, 224, 3):
         raise ValueError(
-            "With weights='imagenet' and include_top=True, input_shape must be (224, 224, 3); "
+            "With pretrained weights and include_top=True, input_shape must be (224, 224, 3); "
             f"use include_top=False for other sizes. Received: input_shape={input_shape}"
         )
     if with_aux_heads and (height is None or width is None):
@@ -318,12 +326,26 @@ def _is_weights_path(weights):
     return isinstance(weights, (str, os.PathLike)) and str(weights).endswith(".weights.h5")
 
 
+def _is_pretrained(weights):
+    """Published weights by name ("imagenet") or a torchvision checkpoint: the keras.applications rules apply."""
+    return (isinstance(weights, str) and weights in pretrained_weights.PRETRAINED_WEIGHTS) or _is_torch_checkpoint(weights)
+
+
+def _is_torch_checkpoint(weights):
+    return isinstance(weights, (str, os.PathLike)) and str(weights).endswith((".pth", ".pt"))
+
+
 def _is_tensor(value):
     return keras.backend.is_keras_tensor(value) or keras.ops.is_tensor(value)
 
 
 def _load_weights(model, weights):
-    model.load_weights(weights)
+    if _is_weights_path(weights):
+        model.load_weights(weights)
+        return
+    # "imagenet" or a .pth: set by layer name, so that include_top=False takes
+    # the backbone only and the auxiliary heads stay fresh.
+    pretrained_weights.assign_weights(model, pretrained_weights.pretrained_layer_weights(os.fspath(weights)))
 
 
 def head_parameter_counts(model):
