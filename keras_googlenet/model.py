@@ -363,3 +363,9 @@ def head_parameter_counts(model):
         )
         counts[head] = counts.get(head, 0) + layer.count_params()
     return counts
+
+
+def model_variant(model):
+    """The variant a GoogLeNet was built as: "bn" when it has batch norm layers."""
+    has_batch_norm = any(isinstance(layer, layers.BatchNormalization) for layer in model.layers)
+    return "bn" if has_batch_norm else "paper"

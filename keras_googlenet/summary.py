@@ -2,9 +2,7 @@
 
 import importlib.resources
 
-import numpy as np
-
-from keras_googlenet import imagenet_utils, images, model as model_lib
+from keras_googlenet import augment, imagenet_utils, images, model as model_lib
 from keras_googlenet.task import inference_model
 
 SAMPLE_PHOTO = "data/sample_photo.jpg"
@@ -13,7 +11,7 @@ SAMPLE_PHOTO = "data/sample_photo.jpg"
 def print_summary(variant=None, weights=None, image=None, input_size=224, print_fn=print):
     """Builds GoogLeNet and prints its summary, parameter counts and a prediction."""
     net = model_lib.GoogLeNet(weights=weights, variant=variant, input_shape=(input_size, input_size, 3))
-    variant = "bn" if any(layer.name.endswith("_bn") for layer in net.layers) else "paper"
+    variant = model_lib.model_variant(net)
     net.summary(print_fn=print_fn, line_length=110)
 
     counts = model_lib.head_parameter_counts(net)
@@ -23,8 +21,8 @@ def print_summary(variant=None, weights=None, image=None, input_size=224, print_
     print_fn(f"  {'total':<9} {net.count_params():>12,}")
 
     path = image or importlib.resources.files("keras_googlenet").joinpath(SAMPLE_PHOTO)
-    pixels = _center_crop(images.load_image(path), input_size)
-    batch = imagenet_utils.preprocess_input(pixels[None].astype("float32"), variant=variant)
+    pixels = augment.eval_transform(images.load_image(path), input_size).numpy()
+    batch = imagenet_utils.preprocess_input(pixels[None], variant=variant)
     probabilities = inference_model(net).predict(batch, verbose=0)
     source = "pretrained" if weights else "random, untrained"
     print_fn(f"Top-5 for {path} ({source} weights, variant {variant!r}):")
@@ -32,17 +30,3 @@ def print_summary(variant=None, weights=None, image=None, input_size=224, print_
         print_fn(f"  {score:8.4f}  {wnid}  {name}")
     return probabilities
 
-
-def _center_crop(pixels, size):
-    """Resizes the shorter side to size * 256 / 224 and crops the centre square."""
-    from PIL import Image
-
-    height, width = pixels.shape[:2]
-    scale = size * 256 / 224 / min(height, width)
-    resized = Image.fromarray(pixels).resize(
-        (max(size, round(width * scale)), max(size, round(height * scale))), Image.BILINEAR
-    )
-    array = np.asarray(resized)
-    top = (array.shape[0] - size) // 2
-    left = (array.shape[1] - size) // 2
-    return array[top : top + size, left : left + size]
