@@ -113,4 +113,6 @@ def inference_model(model):
             "inference_model needs a model with a 'main' output (include_top=True). "
             f"Received: model.output_names={model.output_names}"
         )
-    return keras.Model(model.inputs, model.get_layer("main").output, name=f"{model.name}_inference")
+    # `model.input`, not `model.inputs`: a one-element list makes every call warn that the
+    # input structure does not match.
+    return keras.Model(model.input, model.get_layer("main").output, name=f"{model.name}_inference")

@@ -16,3 +16,97 @@ def photo_paths():
     if not paths:
         pytest.fail(f"No photos in {PHOTOS_DIR}: the shared data folder must sit beside the repository")
     return paths
+
+
+# Export and verification need learned weights: int8 agreement on a random
+# network measures nothing. scikit-learn's digits are offline and learn in two
+# short epochs; the held-out 397 make a 1% disagreement measurable.
+DIGITS_SIZE = 96
+DIGITS_TRAIN = 1200
+DIGITS_HELD_OUT_FROM = 1400
+
+
+@pytest.fixture(scope="session")
+def digits():
+    """scikit-learn's digits as raw RGB uint8 images of 96 x 96, and their labels."""
+    import numpy as np
+    import tensorflow as tf
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    pixels = np.repeat(data.images[..., None] * (255 / 16), 3, axis=-1).astype("float32")
+    raw = tf.cast(tf.round(tf.image.resize(pixels, (DIGITS_SIZE, DIGITS_SIZE))), tf.uint8).numpy()
+    return raw, data.target
+
+
+@pytest.fixture(scope="session")
+def digits_checkpoint(tmp_path_factory, digits):
+    """A three-head "bn" GoogLeNet at 96 px trained on the digits, saved as best.keras with labels.txt."""
+    import keras
+
+    import keras_googlenet as kg
+    from keras_googlenet import predict
+
+    raw, labels = digits
+    images = predict.prepare_images(list(raw[:DIGITS_TRAIN]), DIGITS_SIZE, "bn")
+    keras.utils.set_random_seed(0)
+    model = kg.GoogLeNet(variant="bn", input_shape=(DIGITS_SIZE, DIGITS_SIZE, 3), classes=10)
+    kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-3))
+    targets = labels[:DIGITS_TRAIN]
+    model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=2, verbose=0)
+    folder = tmp_path_factory.mktemp("digits_checkpoint")
+    model.save(folder / "best.keras")
+    predict.write_labels(folder / "labels.txt", [f"digit {i}" for i in range(10)])
+    return folder / "best.keras"
+
+
+@pytest.fixture(scope="session")
+def digits_exports(tmp_path_factory, digits, digits_checkpoint):
+    """Every export of the digits model: SavedModel, TFLite fp32/fp16/dynamic/int8 (uint8 I/O) and ONNX."""
+    from keras_googlenet import export, predict
+
+    raw, _ = digits
+    calibration = predict.prepare_images(list(raw[:32]), DIGITS_SIZE, "bn")
+    folder = tmp_path_factory.mktemp("digits_exports")
+    return export.export(
+        digits_checkpoint, folder, formats="all", quantize=export.QUANTIZATIONS, calibration_data=calibration
+    )
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory):
+    """A class-per-folder tree of real PNG, JPEG, GIF and BMP files, 6 per class.
+
+    "bright" (grey level 220) and "dark" (30) mix RGB, RGBA, grayscale and
+    palette images. "bright" also holds a truncated JPEG (a valid header), and
+    "dark" a text file named broken.jpg and a notes.txt.
+    """
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("image_folder")
+    for name, level in (("bright", 220), ("dark", 30)):
+        folder = root / name
+        folder.mkdir()
+        rgb = Image.fromarray(np.full((24, 32, 3), level, np.uint8))
+        rgb.save(folder / "rgb.png")
+        rgb.convert("RGBA").save(folder / "rgba.png")
+        rgb.convert("L").save(folder / "grey.png")
+        rgb.save(folder / "photo.jpg", quality=95)
+        rgb.convert("P", palette=Image.ADAPTIVE).save(folder / "palette.gif")
+        rgb.save(folder / "bitmap.bmp")
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((24, 32, 3), 220, np.uint8)).save(jpeg, "JPEG")
+    (root / "bright" / "truncated.jpg").write_bytes(jpeg.getvalue()[:200])
+    (root / "dark" / "broken.jpg").write_text("not an image")
+    (root / "dark" / "notes.txt").write_text("not an image either")
+    return root
+
+
+@pytest.fixture(scope="session")
+def digits_held_out(digits):
+    """The 397 digits that `digits_checkpoint` never trained on: raw images and labels."""
+    raw, labels = digits
+    return raw[DIGITS_HELD_OUT_FROM:], labels[DIGITS_HELD_OUT_FROM:]

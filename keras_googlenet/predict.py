@@ -1,0 +1,333 @@
+"""Classifying images with any exported form of a GoogLeNet.
+
+A `.keras` checkpoint, a SavedModel directory, a `.tflite` file and an `.onnx`
+file all load into a `Predictor`: a callable from a preprocessed float batch
+to class probabilities, run by the format's own runtime (Keras,
+`tf.saved_model.load`, `ai_edge_litert`, onnxruntime), together with the
+`ModelInfo` that says how to preprocess and name the classes. Every format
+gets the same Python-side preprocessing, `augment.eval_transform` then
+`preprocess_input`, so their predictions are comparable.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+
+import numpy as np
+
+from keras_googlenet import images as images_lib
+from keras_googlenet import imagenet_utils
+
+LABELS_FILE = "labels.txt"  # one class name per line, beside a checkpoint or a .tflite
+METADATA_FILE = "metadata.json"  # variant and input size, beside a .tflite
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """What a caller needs besides the weights: input scaling, size and class names."""
+
+    variant: str
+    image_size: int
+    class_names: tuple = None  # None: ImageNet names for 1000 classes, indices otherwise
+
+    def to_json(self):
+        return {"variant": self.variant, "image_size": self.image_size, "class_names": list(self.class_names or ())}
+
+    @classmethod
+    def from_json(cls, data):
+        return cls(data["variant"], int(data["image_size"]), tuple(data["class_names"]) or None)
+
+
+def model_variant(model):
+    """``"bn"`` when the network has batch norm (``*_bn`` layers), else ``"paper"``."""
+    return "bn" if any(layer.name.endswith("_bn") for layer in model.layers) else "paper"
+
+
+def read_labels(path):
+    """The class names of a labels file, one per line."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"The labels file does not exist. Received: labels={str(path)!r}")
+    names = tuple(line.strip() for line in pathlib.Path(path).read_text().splitlines() if line.strip())
+    if not names:
+        raise ValueError(f"The labels file has no class names. Received: labels={str(path)!r}")
+    return names
+
+
+def write_labels(path, class_names):
+    pathlib.Path(path).write_text("".join(f"{name}\n" for name in class_names))
+
+
+def load_checkpoint(path):
+    """Loads a `.keras` checkpoint as its single-output inference model.
+
+    A checkpoint written by training holds the three-head model, with the EMA
+    weights already swapped in when training used EMA; the auxiliary heads
+    are dropped here, as the paper does at inference.
+    """
+    import keras
+
+    from keras_googlenet import task
+
+    if not str(path).endswith(".keras"):
+        raise ValueError(f"The checkpoint must be a `.keras` file. Received: checkpoint={str(path)!r}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"The checkpoint file does not exist. Received: checkpoint={str(path)!r}")
+    try:
+        model = keras.saving.load_model(path, compile=False)
+    except Exception as error:  # zipfile, h5py and deserialisation errors alike
+        raise ValueError(
+            f"The checkpoint is not a readable .keras file ({type(error).__name__}). Received: checkpoint={str(path)!r}"
+        ) from None
+    return task.inference_model(model)
+
+
+def checkpoint_info(model, checkpoint=None, labels=None):
+    """The `ModelInfo` of a Keras model: variant and size from the layers.
+
+    Class names come from ``labels`` (a file or a sequence), else from a
+    ``labels.txt`` beside the checkpoint, else the ImageNet names for 1000
+    classes. Otherwise they stay unknown and classes are shown by index.
+    """
+    classes = model.output_shape[-1]
+    if isinstance(labels, (str, os.PathLike)):
+        labels = read_labels(labels)
+    elif labels is None and checkpoint is not None and os.path.isfile(pathlib.Path(checkpoint).parent / LABELS_FILE):
+        labels = read_labels(pathlib.Path(checkpoint).parent / LABELS_FILE)
+    elif labels is None and classes == len(imagenet_utils.imagenet_classes()):
+        labels = [name for _, name in imagenet_utils.imagenet_classes()]
+    if labels is not None and len(labels) != classes:
+        raise ValueError(f"The model has {classes} classes but the labels name {len(labels)}. Received: len(labels)={len(labels)}")
+    return ModelInfo(model_variant(model), int(model.input_shape[1]), tuple(labels) if labels is not None else None)
+
+
+class Predictor:
+    """A loaded model of any format: ``predictor(batch)`` gives probabilities.
+
+    ``batch`` is float32 of shape (n, size, size, 3), already preprocessed;
+    `prepare_images` makes it from files or raw pixels.
+    """
+
+    def __init__(self, path, info, run, format):
+        self.path = str(path)
+        self.info = info
+        self.format = format
+        self._run = run
+
+    def __call__(self, batch):
+        return np.asarray(self._run(np.asarray(batch, dtype=np.float32)), dtype=np.float32)
+
+
+def load_predictor(path, labels=None):
+    """Loads a `.keras`, SavedModel directory, `.tflite` or `.onnx` model."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"The model file does not exist. Received: model={path!r}")
+    if path.endswith(".keras"):
+        model = load_checkpoint(path)
+        info = checkpoint_info(model, checkpoint=path, labels=labels)
+        return Predictor(path, info, lambda batch: model(batch, training=False), "keras")
+    if os.path.isdir(path):
+        predictor = _load_saved_model(path)
+    elif path.endswith(".tflite"):
+        predictor = _load_tflite(path)
+    elif path.endswith(".onnx"):
+        predictor = _load_onnx(path)
+    else:
+        raise ValueError(
+            f"The model must be a .keras file, a SavedModel directory, a .tflite or an .onnx file. Received: model={path!r}"
+        )
+    if labels is not None:
+        names = read_labels(labels) if isinstance(labels, (str, os.PathLike)) else tuple(labels)
+        predictor.info = dataclasses.replace(predictor.info, class_names=names)
+    return predictor
+
+
+def _load_saved_model(path):
+    import tensorflow as tf
+
+    if not os.path.isfile(os.path.join(path, "saved_model.pb")):
+        raise ValueError(f"The directory holds no SavedModel (saved_model.pb). Received: model={path!r}")
+    loaded = tf.saved_model.load(path)
+    if not hasattr(loaded, "metadata"):
+        raise ValueError(f"The SavedModel has no metadata() function; export it with this package. Received: model={path!r}")
+    metadata = {key: value.numpy() for key, value in loaded.metadata().items()}
+    info = ModelInfo(
+        metadata["variant"].decode(),
+        int(metadata["image_size"]),
+        tuple(name.decode() for name in metadata["class_names"]) or None,
+    )
+    serve = loaded.signatures["serving_default"]
+    predictor = Predictor(path, info, lambda batch: serve(images=tf.constant(batch))["probabilities"].numpy(), "savedmodel")
+    predictor.serve_uint8 = lambda pixels: loaded.signatures["serving_uint8"](images=tf.constant(pixels))["probabilities"].numpy()
+    return predictor
+
+
+def _load_tflite(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    info = _sidecar_info(path)
+    try:
+        interpreter = Interpreter(model_path=path)
+    except ValueError:
+        raise ValueError(f"The file is not a TFLite model. Received: model={path!r}") from None
+    interpreter.allocate_tensors()
+    input_details = interpreter.get_input_details()[0]
+    output_details = interpreter.get_output_details()[0]
+
+    def run(batch):
+        # The interpreter is built for batch 1; resizing it per call keeps
+        # `predictor(batch)` the same for every format.
+        if tuple(input_details["shape"]) != batch.shape:
+            interpreter.resize_tensor_input(input_details["index"], batch.shape)
+            interpreter.allocate_tensors()
+            input_details.update(interpreter.get_input_details()[0])
+        interpreter.set_tensor(input_details["index"], _quantize(batch, input_details))
+        interpreter.invoke()
+        return _dequantize(interpreter.get_tensor(output_details["index"]), output_details)
+
+    predictor = Predictor(path, info, run, "tflite")
+    predictor.input_dtype = np.dtype(input_details["dtype"])
+    predictor.output_dtype = np.dtype(output_details["dtype"])
+    return predictor
+
+
+def _quantize(batch, details):
+    """Float to the integer input of a full-integer model: x / scale + zero point."""
+    dtype = np.dtype(details["dtype"])
+    if dtype.kind == "f":
+        return batch.astype(dtype)
+    scale, zero_point = details["quantization"]
+    limits = np.iinfo(dtype)
+    return np.clip(np.round(batch / scale + zero_point), limits.min, limits.max).astype(dtype)
+
+
+def _dequantize(values, details):
+    if np.dtype(details["dtype"]).kind == "f":
+        return values
+    scale, zero_point = details["quantization"]
+    return (values.astype(np.float32) - zero_point) * scale
+
+
+def _sidecar_info(path):
+    """A .tflite file has no room for our metadata: it sits beside it."""
+    metadata_path = pathlib.Path(path).parent / METADATA_FILE
+    if not metadata_path.is_file():
+        raise FileNotFoundError(
+            f"A .tflite model needs the {METADATA_FILE} written beside it by export. Received: model={str(path)!r}"
+        )
+    info = ModelInfo.from_json(json.loads(metadata_path.read_text()))
+    labels_path = pathlib.Path(path).parent / LABELS_FILE
+    return dataclasses.replace(info, class_names=read_labels(labels_path)) if labels_path.is_file() else info
+
+
+def _load_onnx(path):
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own exception types for a bad file
+        raise ValueError(f"The file is not an ONNX model ({type(error).__name__}). Received: model={path!r}") from None
+    metadata = session.get_modelmeta().custom_metadata_map
+    if "keras_googlenet" not in metadata:
+        raise ValueError(f"The ONNX model has no keras_googlenet metadata; export it with this package. Received: model={path!r}")
+    info = ModelInfo.from_json(json.loads(metadata["keras_googlenet"]))
+    input_name = session.get_inputs()[0].name
+    return Predictor(path, info, lambda batch: session.run(None, {input_name: batch})[0], "onnx")
+
+
+def image_paths(images):
+    """Image files from a mix of files and folders (a folder's images, sorted)."""
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    paths = []
+    for item in images:
+        if os.path.isdir(item):
+            found = sorted(p for p in pathlib.Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"The folder holds no images ({', '.join(IMAGE_SUFFIXES)}). Received: images={str(item)!r}")
+            paths.extend(found)
+        else:
+            paths.append(pathlib.Path(item))
+    return paths
+
+
+def read_images(images, split="validation", limit=None):
+    """Raw images: files, folders of images, an array, or a dataset source.
+
+    A string that is neither an image file nor a folder holding images is a
+    source for `datasets.load_examples` (``"digits"``, a folder with one
+    subfolder per class, a tfds name), of which ``split`` is read.
+
+    Returns:
+        A list of image paths or RGB uint8 arrays, at most ``limit`` long.
+    """
+    if isinstance(images, np.ndarray):
+        return list(images[:limit])
+    if isinstance(images, (str, os.PathLike)) and not os.path.isfile(images) and not _holds_images(images):
+        from keras_googlenet import datasets
+
+        dataset, _ = datasets.load_examples(str(images), split)
+        return [image.numpy() for image, _ in dataset.take(-1 if limit is None else limit)]
+    return image_paths(images)[:limit]
+
+
+def _holds_images(folder):
+    return os.path.isdir(folder) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in pathlib.Path(folder).iterdir())
+
+
+def prepare_images(images, image_size, variant):
+    """The float batch a model takes, from image files or raw RGB uint8 arrays.
+
+    Each image is resized and centre-cropped by `augment.eval_transform`, the
+    transform of evaluation and of the SavedModel's uint8 signature, then
+    scaled by `preprocess_input` for the variant.
+    """
+    from keras_googlenet.augment import eval_transform
+
+    crops = []
+    for image in images:
+        pixels = images_lib.load_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+        crops.append(np.asarray(eval_transform(pixels, image_size), dtype=np.float32))
+    return np.asarray(imagenet_utils.preprocess_input(np.stack(crops), variant=variant))
+
+
+def top_k(probabilities, info, k=5):
+    """Per image, the k best ``(class_name, probability)`` pairs, best first."""
+    probabilities = np.asarray(probabilities)
+    if info.class_names is None and probabilities.shape[-1] == len(imagenet_utils.imagenet_classes()):
+        return [[(name, score) for _, name, score in row] for row in imagenet_utils.decode_predictions(probabilities, top=k)]
+    names = info.class_names or tuple(str(i) for i in range(probabilities.shape[-1]))
+    return [[(names[i], float(row[i])) for i in np.argsort(row)[::-1][:k]] for row in probabilities]
+
+
+def predict(model, images, top=5, labels=None):
+    """Classifies images with a model of any format.
+
+    Args:
+        model: a `.keras` checkpoint, a SavedModel directory, a `.tflite` or an
+            `.onnx` file written by `keras_googlenet.export`.
+        images: image paths or folders.
+        top: how many classes to return per image. Defaults to 5.
+        labels: optional labels file (one class name per line) or sequence of
+            names, overriding the names stored with the model.
+
+    Returns:
+        One list per image of ``(class_name, probability)`` pairs, best first.
+    """
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"The `top` argument must be an int >= 1. Received: top={top!r}")
+    predictor = load_predictor(model, labels=labels)
+    batch = prepare_images(image_paths(images), predictor.info.image_size, predictor.info.variant)
+    probabilities = predictor(batch)
+    return top_k(probabilities, predictor.info, k=min(top, probabilities.shape[-1]))
+
+
+def print_predictions(model, images, top=5, labels=None, print_fn=print):
+    """Prints the top classes of each image, as the `predict` command does."""
+    paths = image_paths(images)
+    for path, row in zip(paths, predict(model, paths, top=top, labels=labels)):
+        print_fn(f"{path}:")
+        for name, score in row:
+            print_fn(f"  {score:8.4f}  {name}")

@@ -1,0 +1,196 @@
+"""Measuring each export against the Keras model it came from.
+
+Every export is run in its own runtime (see `predict.load_predictor`) on real
+images and compared with the Keras model: max |Δ probability|, top-1
+agreement, top-5 overlap, file size and batch-1 latency, each checked against
+the threshold of its kind.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import statistics
+import time
+
+import numpy as np
+
+from keras_googlenet import export
+from keras_googlenet import predict as predict_lib
+
+DEFAULT_IMAGES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
+FP32_MAX_ABS_DIFF = 1e-5  # float32 exports differ only by op order
+FP16_MIN_TOP1 = 1.0  # float16 weights may move probabilities, never the winner
+INT8_MIN_TOP1 = 0.99  # integer exports, measured on a set large enough for 1%
+LATENCY_RUNS = 5
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityRow:
+    """One export compared with the Keras model."""
+
+    name: str
+    path: str
+    images: int
+    max_abs_diff: float
+    top1_agreement: float
+    top5_overlap: float
+    size_bytes: int
+    latency_ms: float
+    threshold: str
+    passed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ParityReport:
+    checkpoint: str
+    rows: tuple
+
+    @property
+    def failures(self):
+        return [row for row in self.rows if not row.passed]
+
+    def to_json(self):
+        return {"checkpoint": self.checkpoint, "rows": [dataclasses.asdict(row) for row in self.rows]}
+
+    def save(self, path):
+        pathlib.Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        return str(path)
+
+    def table(self):
+        """The report as a Markdown table."""
+        lines = [
+            "| export | images | max abs Δprob | top-1 agreement | top-5 overlap | size | batch-1 latency | threshold | pass |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        ]
+        for row in self.rows:
+            lines.append(
+                f"| {row.name} | {row.images} | {row.max_abs_diff:.2e} | {row.top1_agreement:.1%} | "
+                f"{row.top5_overlap:.1%} | {row.size_bytes / 2**20:.1f} MiB | {row.latency_ms:.1f} ms | "
+                f"{row.threshold} | {'yes' if row.passed else 'NO'} |"
+            )
+        return "\n".join(lines)
+
+
+class ParityError(ValueError):
+    """An export missed its threshold."""
+
+
+def find_exports(folder):
+    """The exports in a folder written by `export.export`, by name."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"The export folder does not exist. Received: exports={str(folder)!r}")
+    found = {}
+    if (folder / "saved_model" / "saved_model.pb").is_file():
+        found["savedmodel"] = str(folder / "saved_model")
+    # fp32, fp16, dynamic, int8: from the largest file to the smallest.
+    for path in sorted(folder.glob("*.tflite"), key=lambda p: _tflite_order(p.stem.rsplit("_", 1)[-1])):
+        found[f"tflite_{path.stem.rsplit('_', 1)[-1]}"] = str(path)
+    for path in sorted(folder.glob("*.onnx")):
+        found["onnx"] = str(path)
+    if not found:
+        raise ValueError(f"The folder holds no SavedModel, .tflite or .onnx export. Received: exports={str(folder)!r}")
+    return found
+
+
+def _tflite_order(kind):
+    return export.QUANTIZATIONS.index(kind) if kind in export.QUANTIZATIONS else len(export.QUANTIZATIONS)
+
+
+def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=None):
+    """Compares every export with the checkpoint's Keras model.
+
+    Thresholds: max |Δ probability| <= 1e-5 for the float32 exports
+    (SavedModel, ONNX, ``tflite_fp32``); top-1 agreement of 100% for
+    ``tflite_fp16``; >= 99% for ``tflite_dynamic`` and ``tflite_int8``, on
+    ``int8_images``.
+
+    Args:
+        checkpoint: the `.keras` checkpoint the exports were made from.
+        exports: a dict from export name to path (as `export.export` returns)
+            or a folder written by it.
+        images: image files or folders (the shared photos by default), an
+            array of raw RGB uint8 images (n, height, width, 3), or a dataset
+            source (``"digits"``, ...) whose validation split is read.
+        int8_images: the set for the integer exports, as ``images``; it
+            should hold a few hundred images so that 1% is measurable.
+            Defaults to ``images``.
+        labels: passed on to `predict.load_predictor`.
+
+    Returns:
+        A `ParityReport`. `assert_parity` raises when a threshold is missed.
+    """
+    exports = find_exports(exports) if isinstance(exports, (str, os.PathLike)) else dict(exports)
+    reference = predict_lib.load_predictor(checkpoint, labels=labels)
+    info = reference.info
+    sets = {"float": _prepare(images, info)}
+    sets["int8"] = sets["float"] if int8_images is None else _prepare(int8_images, info)
+    expected = {kind: reference(batch) for kind, batch in sets.items()}
+
+    rows = []
+    for name, path in exports.items():
+        predictor = predict_lib.load_predictor(path, labels=labels)
+        kind = "int8" if name in ("tflite_int8", "tflite_dynamic") else "float"
+        batch = sets[kind]
+        rows.append(_compare(name, path, predictor, batch, expected[kind]))
+    return ParityReport(str(checkpoint), tuple(rows))
+
+
+def _prepare(images, info):
+    return predict_lib.prepare_images(predict_lib.read_images(images, split="validation"), info.image_size, info.variant)
+
+
+def _compare(name, path, predictor, batch, expected):
+    probabilities = predictor(batch)
+    top1 = float(np.mean(probabilities.argmax(-1) == expected.argmax(-1)))
+    k = min(5, expected.shape[-1])
+    overlap = np.mean(
+        [len(set(np.argsort(a)[-k:]) & set(np.argsort(b)[-k:])) / k for a, b in zip(probabilities, expected)]
+    )
+    max_abs_diff = float(np.abs(probabilities - expected).max())
+    if name in ("savedmodel", "onnx", "tflite_fp32"):
+        threshold, passed = f"max abs Δprob <= {FP32_MAX_ABS_DIFF:g}", max_abs_diff <= FP32_MAX_ABS_DIFF
+    elif name == "tflite_fp16":
+        threshold, passed = f"top-1 >= {FP16_MIN_TOP1:.0%}", top1 >= FP16_MIN_TOP1
+    else:
+        threshold, passed = f"top-1 >= {INT8_MIN_TOP1:.0%}", top1 >= INT8_MIN_TOP1
+    return ParityRow(
+        name, str(path), len(batch), max_abs_diff, top1, float(overlap), _size(path), _latency_ms(predictor, batch[:1]), threshold, passed
+    )
+
+
+def _size(path):
+    if os.path.isdir(path):
+        return sum(p.stat().st_size for p in pathlib.Path(path).rglob("*") if p.is_file())
+    return os.path.getsize(path)
+
+
+def _latency_ms(predictor, single):
+    predictor(single)  # warm-up: the first call builds kernels and resizes TFLite tensors
+    times = []
+    for _ in range(LATENCY_RUNS):
+        start = time.perf_counter()
+        predictor(single)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def assert_parity(report):
+    """Raises `ParityError` naming every export that missed its threshold."""
+    if report.failures:
+        missed = "; ".join(
+            f"{row.name}: max abs Δprob {row.max_abs_diff:.2e}, top-1 {row.top1_agreement:.1%}, needs {row.threshold}"
+            for row in report.failures
+        )
+        raise ParityError(f"Exports missed their parity threshold. Received: {missed}")
+    return report
+
+
+def run(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, report_path=None, labels=None, print_fn=print):
+    """Verifies, prints the table, saves the JSON and raises on a missed threshold."""
+    report = verify(checkpoint, exports, images=images, int8_images=int8_images, labels=labels)
+    print_fn(report.table())
+    if report_path is not None:
+        print_fn(f"Saved the report to {report.save(report_path)}")
+    return assert_parity(report)
