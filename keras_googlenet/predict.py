@@ -18,6 +18,7 @@ import numpy as np
 
 from keras_googlenet import images as images_lib
 from keras_googlenet import imagenet_utils
+from keras_googlenet.model import model_variant
 
 LABELS_FILE = "labels.txt"  # one class name per line, beside a checkpoint or a .tflite
 METADATA_FILE = "metadata.json"  # variant and input size, beside a .tflite
@@ -38,11 +39,6 @@ class ModelInfo:
     @classmethod
     def from_json(cls, data):
         return cls(data["variant"], int(data["image_size"]), tuple(data["class_names"]) or None)
-
-
-def model_variant(model):
-    """``"bn"`` when the network has batch norm (``*_bn`` layers), else ``"paper"``."""
-    return "bn" if any(layer.name.endswith("_bn") for layer in model.layers) else "paper"
 
 
 def read_labels(path):
