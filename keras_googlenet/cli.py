@@ -31,7 +31,189 @@ def _summary(args):
     summary.print_summary(variant=args.variant, weights=args.weights, image=args.image, input_size=args.input_size)
 
 
-COMMANDS = (_add_summary,)
+def _add_convert_weights(subparsers):
+    parser = subparsers.add_parser(
+        "convert-weights",
+        help="convert torchvision's googlenet .pth to a Keras .weights.h5, without PyTorch",
+        description="Reads a PyTorch checkpoint of torchvision's googlenet (zip or legacy format, "
+        "without PyTorch) and writes the weights of GoogLeNet(variant='bn', aux_heads=False) as a Keras "
+        ".weights.h5. The auxiliary heads are not converted: the published ones are untrained.",
+    )
+    parser.add_argument("src", help="the .pth file, e.g. googlenet-1378be20.pth")
+    parser.add_argument("out", help="the .weights.h5 file to write")
+    parser.set_defaults(handler=_convert_weights)
+
+
+def _convert_weights(args):
+    from keras_googlenet import weights
+
+    print(weights.convert_checkpoint(args.src, args.out))
+
+
+
+def _add_export(subparsers):
+    parser = subparsers.add_parser(
+        "export",
+        help="export a .keras checkpoint to SavedModel, TFLite (fp32/fp16/dynamic/int8) and ONNX",
+        description="Exports the main head of a .keras checkpoint (the auxiliary heads are dropped; EMA weights "
+        "are already in a checkpoint trained with EMA). Class names come from --labels, a labels.txt beside the "
+        "checkpoint, or ImageNet for 1000 classes, and are written with every export.",
+    )
+    parser.add_argument("checkpoint", help="the .keras checkpoint, e.g. runs/googlenet/best.keras")
+    parser.add_argument("--output-dir", default="exports", help="folder to write to (default: exports)")
+    parser.add_argument("--format", default="all", help="savedmodel, tflite, onnx or all (default: all)")
+    parser.add_argument("--quantize", nargs="+", default=["fp32"], help="TFLite variants: fp32 fp16 dynamic int8 (default: fp32)")
+    parser.add_argument("--calibration-data", default=None, help="int8 calibration images: an image folder, or a training source ('digits', a class-folder tree, a tfds name) of which 128 training images are used")
+    parser.add_argument("--int8-io", default="uint8", help="input and output type of the int8 model: uint8 or int8 (default: uint8)")
+    parser.add_argument("--labels", default=None, help="labels file, one class name per line")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
+    parser.set_defaults(handler=_export)
+
+
+def _export(args):
+    from keras_googlenet import export
+
+    formats = "all" if args.format == "all" else [args.format]
+    paths = export.export(
+        args.checkpoint, args.output_dir, formats=formats, quantize=args.quantize, calibration_data=args.calibration_data,
+        int8_io=args.int8_io, labels=args.labels, opset=args.opset,
+    )
+    for name, path in paths.items():
+        print(f"{name:<15} {path}")
+
+
+def _add_verify(subparsers):
+    parser = subparsers.add_parser(
+        "verify",
+        help="run every export in its own runtime and compare it with the Keras checkpoint",
+        description="Prints max |delta probability|, top-1 agreement, top-5 overlap, size and batch-1 latency of "
+        "each export in a folder written by `export`, saves them as JSON, and fails (exit 2) when one misses its "
+        "threshold: 1e-5 for float32, 100% top-1 for fp16, 99% top-1 for dynamic and int8.",
+    )
+    parser.add_argument("checkpoint", help="the .keras checkpoint the exports came from")
+    parser.add_argument("exports", help="the folder written by `export`")
+    parser.add_argument("--images", nargs="+", default=None, help="image files or folders (default: ../shared/data/photos)")
+    parser.add_argument("--int8-images", default=None, help="a few hundred images for dynamic and int8: an image folder, or a source ('digits', ...) whose validation split is used (default: --images)")
+    parser.add_argument("--report", default=None, help="JSON report path (default: EXPORTS/parity.json)")
+    parser.add_argument("--labels", default=None, help="labels file, one class name per line")
+    parser.set_defaults(handler=_verify)
+
+
+def _verify(args):
+    import os
+
+    from keras_googlenet import verify
+
+    verify.run(
+        args.checkpoint, args.exports, images=args.images or verify.DEFAULT_IMAGES, int8_images=args.int8_images,
+        report_path=args.report or os.path.join(args.exports, "parity.json"), labels=args.labels,
+    )
+
+
+def _add_predict(subparsers):
+    parser = subparsers.add_parser(
+        "predict",
+        help="classify images with a .keras, SavedModel, .tflite or .onnx model",
+        description="Prints the top-k classes of each image, named by the class names stored with the model.",
+    )
+    parser.add_argument("model", help="a .keras checkpoint, a SavedModel folder, a .tflite or an .onnx file")
+    parser.add_argument("images", nargs="+", help="image files or folders")
+    parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
+    parser.add_argument("--labels", default=None, help="labels file overriding the stored class names")
+    parser.set_defaults(handler=_predict)
+
+
+def _predict(args):
+    from keras_googlenet import predict
+
+    predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
+
+def _add_train(subparsers):
+    # Imported for its defaults. Importing TF is harmless for --devices: only
+    # running an op fixes the devices.
+    from keras_googlenet import training
+
+    parser = subparsers.add_parser(
+        "train",
+        help="train a three-head GoogLeNet (default: the built-in digits, a few minutes on CPU), then evaluate it",
+        description="Trains GoogLeNet with model.fit under an automatically chosen distribution strategy, with the "
+        "paper's loss weights (1.0 / 0.3 / 0.3), SGD with momentum 0.9 and its learning rate schedule. Writes the "
+        "best and last .keras checkpoints, a CSV history, TensorBoard logs and a PNG of the curves to --output-dir, "
+        "and backs up every epoch there: the same command resumes an interrupted run. Then evaluates on "
+        "--validation-split and prints where everything is.",
+    )
+    parser.add_argument("--data", default=training.DEFAULT_DATA, help="'digits' (built in, offline), an image folder (one subfolder per class) or a tfds name (default: digits)")
+    parser.add_argument("--split", default="train", help="split to train on (default: train)")
+    parser.add_argument("--validation-split", default="validation", help="split to evaluate each epoch and at the end, or 'none' (default: validation)")
+    parser.add_argument("--output-dir", default=training.DEFAULT_OUTPUT_DIR, help=f"folder for checkpoints, logs, curves and backups (default: {training.DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("--epochs", type=int, default=training.DEFAULT_EPOCHS, help=f"number of epochs (default: {training.DEFAULT_EPOCHS})")
+    parser.add_argument("--batch-size", type=int, default=training.DEFAULT_BATCH_SIZE, help=f"batch size per replica; the global batch is this times the replicas (default: {training.DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass over the split)")
+    parser.add_argument("--image-size", type=int, default=training.DEFAULT_IMAGE_SIZE, help=f"input height and width, at least 79 with aux heads (default: {training.DEFAULT_IMAGE_SIZE})")
+    parser.add_argument("--variant", default=training.DEFAULT_VARIANT, choices=["paper", "bn"], help=f"network variant (default: {training.DEFAULT_VARIANT})")
+    parser.add_argument("--no-aux-heads", dest="aux_heads", action="store_false", help="train the main head only (default: all three heads)")
+    parser.add_argument("--learning-rate", type=float, default=training.DEFAULT_LEARNING_RATE, help=f"peak learning rate (default: {training.DEFAULT_LEARNING_RATE})")
+    parser.add_argument("--schedule", default="paper", choices=training.SCHEDULES, help="'paper': x0.96 every 8 epochs; 'cosine': warmup then cosine decay; 'constant' (default: paper)")
+    parser.add_argument("--warmup-epochs", type=float, default=1, help="warmup of the cosine schedule, in epochs (default: 1)")
+    parser.add_argument("--weight-decay", type=float, default=training.WEIGHT_DECAY, help=f"weight decay, not on biases and batch norm (default: {training.WEIGHT_DECAY}, Caffe's)")
+    parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing factor in [0, 1) (default: 0)")
+    parser.add_argument("--ema", dest="use_ema", action="store_true", help="keep an exponential moving average of the weights (Polyak averaging), used for evaluation and the checkpoints")
+    parser.add_argument("--ema-momentum", type=float, default=0.99, help="momentum of the moving average (default: 0.99)")
+    parser.add_argument("--mixed-precision", default=None, choices=["mixed_float16", "mixed_bfloat16"], help="mixed precision policy (default: float32)")
+    parser.add_argument("--min-crop-area", type=float, default=training.DEFAULT_MIN_CROP_AREA, help=f"smallest random training crop, as a fraction of the image area (default: {training.DEFAULT_MIN_CROP_AREA}, for the 8x8 digits; the paper's is 0.08)")
+    parser.add_argument("--strategy", default="auto", choices=training.STRATEGIES, help="distribution strategy; 'auto': multi-worker with a TF_CONFIG cluster, mirrored over GPUs or --devices, else one device (default: auto)")
+    parser.add_argument("--devices", type=int, default=None, help="split the CPU into this many logical devices, to test mirrored training on one machine (default: none)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and augmentation (default: 0)")
+    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
+    parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
+    parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="fit's progress output: 0 silent, 1 progress bar, 2 one line per epoch (default: 2)")
+    parser.set_defaults(handler=_train)
+
+
+def _train(args):
+    from keras_googlenet import training
+
+    training.train(
+        args.data, output_dir=args.output_dir, split=args.split,
+        validation_split=None if args.validation_split.lower() == "none" else args.validation_split,
+        epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
+        image_size=args.image_size, variant=args.variant, aux_heads=args.aux_heads,
+        learning_rate=args.learning_rate, schedule=args.schedule, warmup_epochs=args.warmup_epochs,
+        weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, use_ema=args.use_ema,
+        ema_momentum=args.ema_momentum, mixed_precision=args.mixed_precision, min_crop_area=args.min_crop_area,
+        strategy=args.strategy, devices=args.devices, seed=args.seed, data_dir=args.data_dir,
+        manual_dir=args.manual_dir, verbose=args.verbose,
+    )
+
+
+def _add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="top-1 and top-5 accuracy of a .keras checkpoint on a split, with 1, 10 or 144 crops per image",
+        description="Evaluates the main head of a checkpoint written by `train`. With 10 or 144 crops the softmax "
+        "outputs are averaged over the crops, as in Section 7 of the paper.",
+    )
+    parser.add_argument("checkpoint", help="a .keras checkpoint (best.keras or last.keras of a training run)")
+    parser.add_argument("--data", default="digits", help="'digits' (built in), an image folder or a tfds name (default: digits)")
+    parser.add_argument("--split", default="validation", help="split to evaluate (default: validation)")
+    parser.add_argument("--crops", type=int, default=1, choices=[1, 10, 144], help="crops per image: 1 centre crop, 10 (corners, centre and mirrors) or the paper's 144 (default: 1)")
+    parser.add_argument("--batch-size", type=int, default=32, help="crops per forward pass (default: 32)")
+    parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (default: all)")
+    parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
+    parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
+    parser.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args):
+    from keras_googlenet import evaluation
+
+    evaluation.print_evaluation(
+        args.checkpoint, data=args.data, split=args.split, crops=args.crops, batch_size=args.batch_size,
+        limit=args.limit, data_dir=args.data_dir, manual_dir=args.manual_dir,
+    )
+
+
+COMMANDS = (_add_summary, _add_convert_weights, _add_export, _add_verify, _add_predict, _add_train, _add_evaluate)
 
 
 def build_parser():
