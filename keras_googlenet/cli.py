@@ -10,6 +10,13 @@ import argparse
 import sys
 
 
+class _OneLineErrorParser(argparse.ArgumentParser):
+    """Reports a usage error in one line (argparse prints the whole usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
 def _add_summary(subparsers):
     parser = subparsers.add_parser(
         "summary",
@@ -19,7 +26,7 @@ def _add_summary(subparsers):
         "unless --weights is given, so the classes are meaningless without it.",
     )
     parser.add_argument("--variant", default=None, choices=["paper", "bn"], help="network variant (default: paper, or bn with pretrained weights)")
-    parser.add_argument("--weights", default=None, help="None, 'imagenet' or a .weights.h5 path (default: random)")
+    parser.add_argument("--weights", default=None, help="'imagenet', a torchvision .pth or a .weights.h5 path (default: random)")
     parser.add_argument("--image", default=None, help="photo to classify (default: a bundled photo of an owl)")
     parser.add_argument("--input-size", type=int, default=224, help="input height and width in pixels (default: 224)")
     parser.set_defaults(handler=_summary)
@@ -48,7 +55,6 @@ def _convert_weights(args):
     from keras_googlenet import weights
 
     print(weights.convert_checkpoint(args.src, args.out))
-
 
 
 def _add_export(subparsers):
@@ -127,6 +133,7 @@ def _predict(args):
     from keras_googlenet import predict
 
     predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
+
 
 def _add_train(subparsers):
     # Imported for its defaults. Importing TF is harmless for --devices: only
@@ -217,7 +224,7 @@ COMMANDS = (_add_summary, _add_convert_weights, _add_export, _add_verify, _add_p
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = _OneLineErrorParser(
         prog="keras-googlenet",
         description="GoogLeNet (Inception v1) for Keras 3: build, train, evaluate, export and predict.",
     )
