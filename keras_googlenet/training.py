@@ -245,8 +245,11 @@ def train(
             curves.plot_training_curves(write_dir / CSV_LOG, write_dir / CURVES_PNG)
         scores = {}
         if validation_split is not None:
+            # The best checkpoint is the one a user ships, so that is what is reported.
+            best = write_dir / BEST_CHECKPOINT
             scores = evaluation.evaluate(
-                model, data, split=validation_split, crops=1, batch_size=global_batch_size,
+                str(best) if best.exists() else model, data, split=validation_split, crops=1,
+                batch_size=global_batch_size,
                 data_dir=data_dir, manual_dir=manual_dir,
             )
     finally:
@@ -563,7 +566,7 @@ def _report(result, info, strategy, validation_split, print_fn):
     )
     if result.evaluation:
         print_fn(
-            f"Evaluation on {validation_split!r} ({result.evaluation['examples']} images, "
+            f"Evaluation of the best checkpoint on {validation_split!r} ({result.evaluation['examples']} images, "
             f"{info.num_classes} classes): top-1 {result.evaluation['top1']:.4f}, top-5 {result.evaluation['top5']:.4f}"
         )
     print_fn(f"Best checkpoint: {result.best_checkpoint}")
