@@ -1,0 +1,126 @@
+"""The benchmarks run end to end at a tiny size. Structure only: never a timing."""
+
+import json
+import pathlib
+
+import pytest
+
+from benchmarks import common, gpu, inference, pipeline, run, scaling, training
+
+RESULTS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+TINY = {"image_size": 96, "warmup": 0, "repeats": 1}
+
+
+def _available(rows):
+    return [r for r in rows if r.get("available", True)]
+
+
+def test_measure_runs_the_warmup_untimed_then_times_each_repeat():
+    calls = []
+    timing = common.measure(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(calls) == 5
+    assert len(timing["times_s"]) == 3
+    assert timing["median_s"] == sorted(timing["times_s"])[1]
+
+
+def test_peak_estimate_is_cores_times_clock_times_flop_per_cycle():
+    peak = common.peak_gflops()
+    flags, _, mhz = common._cpu_flags_and_model()
+    lanes = 16 if "avx512f" in flags else 8 if {"avx2", "fma"} <= flags else 4
+    assert peak["peak_gflops"] == pytest.approx(common.cpu_threads() * mhz / 1e3 * 4 * lanes)
+    assert f"{4 * lanes} FLOP/cycle" in peak["how"]
+
+
+def test_achieved_gflops_counts_the_papers_3_gflop_per_image_scaled_by_area():
+    assert common.achieved_gflops(10.0) == pytest.approx(30.0)
+    assert common.achieved_gflops(10.0, image_size=112) == pytest.approx(7.5)
+
+
+def test_a_failing_part_is_reported_with_its_reason():
+    def broken():
+        raise ImportError("No module named 'keras_googlenet.nothing'")
+
+    part = common.run_part("broken", broken)
+    assert part["available"] is False
+    assert part["reason"] == "ImportError: No module named 'keras_googlenet.nothing'"
+
+
+def test_unknown_parts_are_rejected_before_anything_runs():
+    with pytest.raises(ValueError, match=r"Received: parts=\['gpu'\]"):
+        run.run(parts=["gpu"])
+
+
+def test_markdown_has_a_table_per_part_and_every_goal():
+    report = json.loads((RESULTS / "gpu_h100.json").read_text())
+    text = common.markdown(report)
+    part = report["parts"][0]
+    assert text.count("| train: keras jax | 256 |") == 1
+    assert len([line for line in text.splitlines() if line.startswith("| infer: ")]) == 6
+    assert part["title"] in text
+
+
+@pytest.mark.parametrize("name", ["cpu.json", "gpu_h100.json"])
+def test_readme_tables_are_generated_from_the_saved_results(name):
+    text = common.markdown(json.loads((RESULTS / name).read_text()))
+    assert text in README.read_text()
+
+
+@pytest.mark.slow
+def test_inference_times_every_runtime_against_onnxruntime():
+    part = inference.run(batch_sizes=(1,), **TINY)
+    cases = [r["case"] for r in part["rows"]]
+    assert cases == ["keras predict", "tf.function, XLA off", "tf.function, XLA on", "SavedModel",
+                     "TFLite fp32", "TFLite fp16", "TFLite int8", "onnxruntime"]
+    assert len(_available(part["rows"])) == 8, part["rows"]
+    assert part["rows"][-1]["ratio"] == 1.0
+    assert [g["met"] is not None for g in part["goals"]] == [True, True]
+
+
+@pytest.mark.slow
+def test_training_compares_our_fit_step_with_pytorch(monkeypatch):
+    # The subprocesses are exercised by the scaling test; here each side runs in this process.
+    def in_process(module, function, kwargs, env=None):
+        return dict(getattr(training, function)(**kwargs), peak_rss_mib=common.peak_rss_mib())
+
+    monkeypatch.setattr(common, "run_in_subprocess", in_process)
+    part = training.run(batch=2, cases=(training.OURS, training.REFERENCE), **TINY)
+    ours, reference = part["rows"]
+    assert (ours["case"], reference["case"]) == (training.OURS, training.REFERENCE)
+    assert reference["ratio"] == 1.0 and ours["ratio"] > 0
+    assert part["consumption_images_per_s"] == ours["images_per_s"]
+    assert ours["xla"] is False  # jit_compile="auto" is off on CPU: what `train` gets
+
+
+@pytest.mark.slow
+def test_pipeline_rate_is_compared_with_the_training_consumption():
+    part = pipeline.run(batch=2, images=8, batches_per_repeat=1, consumption_images_per_s=1.0, **TINY)
+    measured, consumption = part["rows"]
+    assert measured["ratio"] == pytest.approx(measured["images_per_s"])
+    assert consumption["images_per_s"] == 1.0
+    assert part["goals"][0]["value"] == measured["ratio"]
+
+
+@pytest.mark.slow
+def test_scaling_times_one_and_two_replicas_in_a_subprocess():
+    part = scaling.run(batch=2, **TINY)
+    assert part.get("available", True), part
+    assert [r["per_replica_batch"] for r in part["rows"]] == [2, 1]
+    assert part["rows"][0]["ratio"] == 1.0
+
+
+@pytest.mark.slow
+def test_gpu_script_runs_keras_on_jax_without_tensorflow(monkeypatch):
+    real = common.run_in_subprocess
+
+    def torch_in_process(module, function, kwargs, env=None):
+        if function == "torch_amp":
+            return dict(gpu.torch_amp(**kwargs), peak_rss_mib=0.0)
+        return real(module, function, kwargs, env)
+
+    monkeypatch.setattr(common, "run_in_subprocess", torch_in_process)
+    part = gpu.run(batch=1, cases=("keras jax", gpu.REFERENCE), modes=(("infer", 1),), **TINY)
+    keras_row, torch_row = part["rows"]
+    assert keras_row.get("available", True), keras_row
+    assert keras_row["tensorflow_imported"] is False
+    assert torch_row["ratio"] == 1.0
