@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import augment, datasets, pipeline, predict, task
+from keras_googlenet import augment, datasets, model as model_lib, pipeline, predict, task
 
 # The number of crops per image and the `augment.multi_crop` scheme that
 # makes them; 1 is the single centre crop of `augment.eval_transform`.
@@ -44,7 +44,7 @@ def evaluate(model, data="digits", split="validation", crops=1, batch_size=32, l
         net = predict.load_checkpoint(model)
     else:
         net = task.inference_model(model)
-    size, variant, classes = int(net.input_shape[1]), predict.model_variant(net), int(net.output_shape[-1])
+    size, variant, classes = int(net.input_shape[1]), model_lib.model_variant(net), int(net.output_shape[-1])
 
     examples, info = datasets.load_examples(data, split=split, data_dir=data_dir, manual_dir=manual_dir)
     if info.num_classes != classes:

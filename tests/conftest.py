@@ -1,5 +1,6 @@
 """Shared fixtures. Tests read the real photos from ../shared/data/photos."""
 
+import importlib.util
 import pathlib
 
 import pytest
@@ -7,6 +8,12 @@ import pytest
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 PHOTOS_DIR = SHARED_DATA / "photos"
+
+# PyTorch writes the .pth checkpoints and runs the reference model of the parity tests.
+needs_torch = pytest.mark.skipif(
+    importlib.util.find_spec("torch") is None,
+    reason="PyTorch (CPU) is a test dependency that writes the checkpoints: pip install torch==2.13.0",
+)
 
 
 @pytest.fixture(scope="session")

@@ -1,7 +1,6 @@
 """The torch-free reader of torch.save files: both formats, no torch at run time, refusals."""
 
 import collections
-import importlib.util
 import os
 import pickle
 import subprocess
@@ -11,12 +10,9 @@ import zipfile
 import numpy as np
 import pytest
 
+from conftest import needs_torch
 from keras_googlenet.torch_checkpoint import load_state_dict
 
-needs_torch = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None,
-    reason="PyTorch (CPU) is a test dependency that writes the checkpoints: pip install torch==2.13.0",
-)
 FORMATS = {"zip": True, "legacy": False}  # torch.save's _use_new_zipfile_serialization
 
 

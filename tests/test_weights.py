@@ -4,7 +4,6 @@ import dataclasses
 import functools
 import hashlib
 import http.server
-import importlib.util
 import pathlib
 import threading
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import needs_torch
 import keras_googlenet as kg
 from keras_googlenet import cli, images, torch_checkpoint, weights
 
@@ -89,10 +89,6 @@ def test_missing_pth_is_refused_before_building():
 
 # --- Against PyTorch: torchvision's semantics, random weights ------------------------------------
 
-needs_torch = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None,
-    reason="PyTorch (CPU) is a test dependency that writes the checkpoints: pip install torch==2.13.0",
-)
 
 
 def random_torchvision_googlenet(seed=0):
