@@ -2,19 +2,27 @@
 
 Every export starts from the single-output inference model (`inference_model`):
 the paper discards the auxiliary classifiers at inference, and TFLite reorders
-the outputs of a multi-output model (tensorflow#33303). The class names,
-variant and input size travel with each export (see `predict.ModelInfo`).
+the outputs of a multi-output model (tensorflow#33303). Every export takes raw
+RGB pixels in [0, 255]: the variant's scaling (`layers.Preprocessing`) is the
+first layer of the exported graph, so a mobile client (MediaPipe, the TFLite
+Task Library) feeds camera pixels as they are. The class names, variant, input
+size and that input convention (``raw_pixels``) travel with each export (see
+`predict.ModelInfo`); a `.tflite` also carries TFLite metadata and its labels
+(`tflite_metadata`).
 """
 
+import contextlib
 import json
 import os
 import pathlib
+import shutil
 import tempfile
 
 import numpy as np
 
-from keras_googlenet import imagenet_utils
+from keras_googlenet import images as images_lib
 from keras_googlenet import predict as predict_lib
+from keras_googlenet import tflite_metadata
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
@@ -27,6 +35,11 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 # TFLite's post-training quantization guide asks for ~100-500 representative samples.
 CALIBRATION_IMAGES = 128
+INFO_FILE = "keras_googlenet.json"  # the ModelInfo, zipped into each .tflite beside labels.txt
+METADATA_KEYS = ("name", "description", "version", "author", "license")
+# The uint8 input of an int8 model takes pixels as they are (x = q); an int8
+# input takes q = x - 128.
+EXACT_INPUT_QUANTIZATION = {"uint8": (1.0, 0), "int8": (1.0, -128)}
 
 
 def export(
@@ -38,11 +51,14 @@ def export(
     int8_io="uint8",
     labels=None,
     opset=DEFAULT_OPSET,
+    metadata=None,
 ):
     """Exports a `.keras` checkpoint to SavedModel, TFLite and ONNX.
 
     The checkpoint holds the weights training ended with (the EMA weights
-    when training used EMA). The auxiliary heads are dropped.
+    when training used EMA). The auxiliary heads are dropped, and the
+    variant's input scaling becomes the first layer: every export takes raw
+    RGB pixels in [0, 255].
 
     Args:
         checkpoint: a `.keras` file, with or without auxiliary heads.
@@ -54,14 +70,17 @@ def export(
             (full integer, needs ``calibration_data``).
         calibration_data: the representative images for ``"int8"``: an image
             folder, a dataset source such as ``"digits"`` (its training split,
-            as the training pipeline reads it), or a float array of
-            preprocessed images (n, size, size, 3).
+            as the training pipeline reads it), or an array of raw RGB crops
+            in [0, 255] (n, size, size, 3).
         int8_io: the input and output type of the ``"int8"`` model,
-            ``"uint8"`` or ``"int8"``.
-        labels: a labels file or a sequence of class names; by default a
-            ``labels.txt`` beside the checkpoint, or the ImageNet names for
+            ``"uint8"`` (pixels as they are; what MediaPipe takes) or
+            ``"int8"``.
+        labels: a UTF-8 labels file or a sequence of class names; by default
+            a ``labels.txt`` beside the checkpoint, or the ImageNet names for
             1000 classes.
         opset: the ONNX opset.
+        metadata: the TFLite metadata's ``name``, ``description``,
+            ``version``, ``author`` and ``license`` (a dict; each optional).
 
     Returns:
         A dict from export name (``"savedmodel"``, ``"tflite_fp32"``, ...,
@@ -71,13 +90,15 @@ def export(
     quantize = _validate_choices("quantize", quantize, QUANTIZATIONS)
     _validate_int8_io(int8_io)
     _validate_opset(opset)
+    _validate_metadata(metadata)
+    labels = _read_labels_argument(labels)
     model = predict_lib.load_checkpoint(checkpoint)
     info = predict_lib.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
     calibration = None
     if "tflite" in formats and "int8" in quantize:
         calibration = representative_batches(calibration_data, info)
-    output_dir = pathlib.Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = _prepare_output_dir(output_dir, "output_dir")
+    model = with_preprocessing(model, info.variant)
     _write_sidecars(output_dir, info)
 
     paths = {}
@@ -89,26 +110,41 @@ def export(
             paths["savedmodel"] = str(saved_model_dir)
         for kind in quantize if "tflite" in formats else ():
             path = output_dir / f"googlenet_{kind}.tflite"
-            _convert_tflite(saved_model_dir, path, kind, calibration, int8_io)
+            _convert_tflite(saved_model_dir, path, kind, calibration, int8_io, info, metadata)
             paths[f"tflite_{kind}"] = str(path)
     if "onnx" in formats:
         paths["onnx"] = export_onnx(model, output_dir / ONNX_FILE, info=info, opset=opset)
     return paths
 
 
+def with_preprocessing(model, variant):
+    """The model with `layers.Preprocessing` first, unless it has it: it then takes raw RGB pixels."""
+    import keras
+
+    from keras_googlenet.layers import Preprocessing
+    from keras_googlenet.model import includes_preprocessing
+
+    if includes_preprocessing(model):
+        return model
+    pixels = keras.Input(model.input_shape[1:], name=INPUT_NAME)
+    return keras.Model(pixels, model(Preprocessing(variant, name="preprocessing")(pixels)), name=model.name)
+
+
 def export_saved_model(model, path, info=None, raw_image_signature=True):
     """Writes a SavedModel with a float signature, a uint8 one and metadata.
 
-    - ``serving_default``: ``images``, float32 (n, size, size, 3) already
-      scaled by `preprocess_input`, to ``probabilities``.
+    - ``serving_default``: ``images``, float32 (n, size, size, 3) raw RGB
+      pixels in [0, 255], to ``probabilities``.
     - ``serving_uint8``: ``images``, raw uint8 RGB (n, height, width, 3) of
-      any size; resize, centre crop (`augment.eval_transform`) and
-      `preprocess_input` run in the graph, so a server needs no Python.
-    - ``metadata()``: ``class_names``, ``variant`` and ``image_size``.
+      any size; resize and centre crop (`augment.eval_transform`) run in the
+      graph, so a server needs no Python.
+    - ``metadata()``: ``class_names``, ``variant``, ``image_size`` and
+      ``raw_pixels`` (True).
 
     Args:
-        model: a single-output Keras model (see `inference_model`).
-        path: the SavedModel directory to write.
+        model: a single-output Keras model (see `inference_model`); the
+            variant's `layers.Preprocessing` is added unless it has it.
+        path: the SavedModel directory to write; replaced when complete.
         info: a `predict.ModelInfo`; taken from the model when ``None``.
         raw_image_signature: whether to add ``serving_uint8``.
 
@@ -120,6 +156,7 @@ def export_saved_model(model, path, info=None, raw_image_signature=True):
 
     _require_single_output(model, "export_saved_model")
     info = info or predict_lib.checkpoint_info(model)
+    model = with_preprocessing(model, info.variant)
     size = info.image_size
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -134,8 +171,7 @@ def export_saved_model(model, path, info=None, raw_image_signature=True):
         def serve_uint8(images):
             # The crop offsets depend on the image size, so the static shape is lost.
             crops = tf.ensure_shape(eval_transform(images, size), (None, size, size, 3))
-            scaled = imagenet_utils.preprocess_input(crops, variant=info.variant)
-            return {OUTPUT_NAME: model(scaled, training=False)}
+            return {OUTPUT_NAME: model(crops, training=False)}
 
         archive.add_endpoint(
             "serving_uint8", serve_uint8, input_signature=[tf.TensorSpec((None, None, None, 3), tf.uint8, name=INPUT_NAME)]
@@ -146,20 +182,22 @@ def export_saved_model(model, path, info=None, raw_image_signature=True):
             "class_names": tf.constant(list(info.class_names or ()), dtype=tf.string),
             "variant": tf.constant(info.variant),
             "image_size": tf.constant(size),
+            "raw_pixels": tf.constant(True),
         },
         input_signature=[],
     )
-    archive.write_out(str(path), verbose=False)
+    with _atomic_path(path) as scratch:
+        archive.write_out(str(scratch), verbose=False)
     return str(path)
 
 
-def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="uint8", info=None):
-    """Converts a single-output Keras model to one TFLite file.
+def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="uint8", info=None, metadata=None):
+    """Converts a single-output Keras model to one TFLite file with TFLite metadata.
 
     The model goes through a SavedModel first: `TFLiteConverter.from_keras_model`
     fails on Keras 3 models ("no attribute '_get_save_spec'", tensorflow#63867).
-    A ``labels.txt`` and ``metadata.json``
-    are written beside the file for `predict`.
+    The file takes raw RGB pixels and carries TFLite metadata (normalization,
+    labels), so MediaPipe's ImageClassifier runs it as it is.
 
     Args:
         model: a single-output Keras model (see `inference_model`).
@@ -168,6 +206,7 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
         calibration_data: for ``"int8"``: see `export`.
         int8_io: for ``"int8"``: ``"uint8"`` or ``"int8"`` input and output.
         info: a `predict.ModelInfo`; taken from the model when ``None``.
+        metadata: see `export`.
 
     Returns:
         The path, as a string.
@@ -175,17 +214,20 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
     _require_single_output(model, "export_tflite")
     _validate_choices("quantize", [quantize], QUANTIZATIONS)
     _validate_int8_io(int8_io)
+    _validate_metadata(metadata)
     info = info or predict_lib.checkpoint_info(model)
+    if info.class_names is not None:
+        _validate_class_names(info.class_names)
     calibration = representative_batches(calibration_data, info) if quantize == "int8" else None
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    folder = _prepare_output_dir(pathlib.Path(path).parent, "path")
     with tempfile.TemporaryDirectory() as scratch:
         saved_model_dir = export_saved_model(model, pathlib.Path(scratch) / SAVED_MODEL_DIR, info=info, raw_image_signature=False)
-        _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io)
-    _write_sidecars(pathlib.Path(path).parent, info)
+        _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info, metadata)
+    _write_sidecars(folder, info)
     return str(path)
 
 
-def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io):
+def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info, metadata):
     import tensorflow as tf
 
     # Only the float signature: the uint8 one crops at offsets that depend on
@@ -199,15 +241,56 @@ def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io):
         converter.representative_dataset = lambda: ([batch[i : i + 1]] for batch in calibration for i in range(len(batch)))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = getattr(tf, int8_io)
-    pathlib.Path(path).write_bytes(converter.convert())
+    flatbuffer = converter.convert()
+    if quantize == "int8":
+        _check_input_quantization(flatbuffer, int8_io)
+    model_metadata = tflite_metadata.classifier_metadata(
+        info.class_names, quantized_output=quantize == "int8", **_metadata_fields(info, quantize, metadata)
+    )
+    files = {INFO_FILE: _info_json(info)}
+    if info.class_names:
+        files[tflite_metadata.LABELS_FILE] = tflite_metadata.labels_text(info.class_names)
+    with _atomic_path(path) as scratch:
+        scratch.write_bytes(tflite_metadata.add_metadata(flatbuffer, model_metadata, files))
     return str(path)
+
+
+def _check_input_quantization(flatbuffer, int8_io):
+    """Raises unless the integer input maps pixels exactly (see `EXACT_INPUT_QUANTIZATION`)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    scale, zero_point = Interpreter(model_content=flatbuffer).get_input_details()[0]["quantization"]
+    expected = EXACT_INPUT_QUANTIZATION[int8_io]
+    if abs(scale - expected[0]) > 1e-6 or zero_point != expected[1]:
+        raise RuntimeError(
+            f"The int8 model's {int8_io} input has scale {scale} and zero point {zero_point}, not {expected[0]} and "
+            f"{expected[1]}: pixels would not map exactly. Received: int8_io={int8_io!r}"
+        )
+
+
+def _metadata_fields(info, quantize, metadata):
+    classes = f"{len(info.class_names)} classes" if info.class_names else "class probabilities"
+    fields = {
+        "name": f"GoogLeNet ({info.variant})",
+        "description": (
+            f"GoogLeNet (Inception v1, {info.variant} variant), {quantize}: {classes} from RGB pixels in "
+            f"[0, 255], centre-cropped to {info.image_size} x {info.image_size}."
+        ),
+    }
+    fields.update({key: value for key, value in (metadata or {}).items() if value})
+    return fields
+
+
+def _info_json(info):
+    return (json.dumps({**info.to_json(), "raw_pixels": True}, indent=1) + "\n").encode("utf-8")
 
 
 def export_onnx(model, path, info=None, opset=DEFAULT_OPSET):
     """Converts a single-output Keras model to ONNX through tf2onnx.
 
     Uses `model.export(format="onnx")` (tf2onnx's `from_function` inside);
-    tf2onnx's `from_keras` is broken on Keras 3. The `predict.ModelInfo` is
+    tf2onnx's `from_keras` is broken on Keras 3. The input is raw RGB pixels
+    (float32, [0, 255]). The `predict.ModelInfo`, with ``raw_pixels``, is
     stored as JSON in the ``keras_googlenet`` entry of ``metadata_props``.
 
     Returns:
@@ -219,48 +302,142 @@ def export_onnx(model, path, info=None, opset=DEFAULT_OPSET):
     _require_single_output(model, "export_onnx")
     _validate_opset(opset)
     info = info or predict_lib.checkpoint_info(model)
-    pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+    model = with_preprocessing(model, info.variant)
+    _prepare_output_dir(pathlib.Path(path).parent, "path")
     size = info.image_size
-    model.export(
-        str(path),
-        format="onnx",
-        verbose=False,
-        opset_version=opset,
-        input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32, name=INPUT_NAME)],
-    )
-    proto = onnx.load(str(path))
-    onnx.helper.set_model_props(proto, {"keras_googlenet": json.dumps(info.to_json())})
-    onnx.save(proto, str(path))
+    with _atomic_path(path) as scratch:
+        model.export(
+            str(scratch),
+            format="onnx",
+            verbose=False,
+            opset_version=opset,
+            input_signature=[tf.TensorSpec((None, size, size, 3), tf.float32, name=INPUT_NAME)],
+        )
+        proto = onnx.load(str(scratch))
+        onnx.helper.set_model_props(proto, {"keras_googlenet": _info_json(info).decode("utf-8")})
+        onnx.save(proto, str(scratch))
     return str(path)
 
 
 def representative_batches(calibration_data, info):
-    """Float batches of preprocessed images for int8 calibration, checked.
+    """Float batches of raw RGB crops in [0, 255] for int8 calibration, checked.
 
-    Accepts an array (n, size, size, 3) of preprocessed images, or what
+    Accepts an array (n, size, size, 3) of crops, or what
     `predict.read_images` reads (an image folder, ``"digits"`` or another
-    dataset source, whose first `CALIBRATION_IMAGES` training images are used).
+    dataset source, whose first `CALIBRATION_IMAGES` training images are
+    centre-cropped). The first crop is repeated with one pixel at 0 and one
+    at 255, so the calibrated input range is exactly [0, 255].
     """
     if calibration_data is None:
         raise ValueError("int8 quantization needs calibration_data (an image folder or an array). Received: calibration_data=None")
     if isinstance(calibration_data, (str, os.PathLike)):
         raw = predict_lib.read_images(calibration_data, split="train", limit=CALIBRATION_IMAGES)
-        return [predict_lib.prepare_images(raw, info.image_size, info.variant)]
-    batch = np.asarray(calibration_data)
-    expected = (info.image_size, info.image_size, 3)
-    if batch.ndim != 4 or batch.shape[1:] != expected or batch.shape[0] < 1:
-        raise ValueError(
-            f"calibration_data must be preprocessed images of shape (n, {', '.join(map(str, expected))}). "
-            f"Received: calibration_data.shape={batch.shape}"
-        )
-    return [batch.astype(np.float32)]
+        batch = _centre_crops(raw, info.image_size)
+    else:
+        batch = np.asarray(calibration_data)
+        expected = (info.image_size, info.image_size, 3)
+        if batch.ndim != 4 or batch.shape[1:] != expected or batch.shape[0] < 1:
+            raise ValueError(
+                f"calibration_data must be RGB crops of shape (n, {', '.join(map(str, expected))}). "
+                f"Received: calibration_data.shape={batch.shape}"
+            )
+        if batch.min() < 0 or batch.max() > 255 or batch.max() <= 1:
+            raise ValueError(
+                "calibration_data must be raw RGB pixels in [0, 255], not scaled by preprocess_input. "
+                f"Received: calibration_data in [{batch.min():g}, {batch.max():g}]"
+            )
+    extremes = np.array(batch[:1], dtype=np.float32)
+    extremes[0, 0, 0], extremes[0, 0, 1] = 0.0, 255.0
+    return [np.asarray(batch, dtype=np.float32), extremes]
+
+
+def _centre_crops(images, size):
+    """Raw RGB crops, resized and centre-cropped as evaluation does (`augment.eval_transform`)."""
+    from keras_googlenet.augment import eval_transform
+
+    crops = []
+    for image in images:
+        pixels = images_lib.load_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+        crops.append(np.asarray(eval_transform(pixels, size), dtype=np.float32))
+    return np.stack(crops)
 
 
 def _write_sidecars(folder, info):
-    """labels.txt and metadata.json, read by `predict` beside a .tflite file."""
-    (pathlib.Path(folder) / predict_lib.METADATA_FILE).write_text(json.dumps(info.to_json(), indent=1) + "\n")
+    """labels.txt and metadata.json beside the exports, for readers of older exports' layout."""
+    data = json.loads(_info_json(info))
+    with _atomic_path(pathlib.Path(folder) / predict_lib.METADATA_FILE) as scratch:
+        scratch.write_text(json.dumps(data, indent=1) + "\n")
     if info.class_names:
-        predict_lib.write_labels(pathlib.Path(folder) / predict_lib.LABELS_FILE, info.class_names)
+        with _atomic_path(pathlib.Path(folder) / predict_lib.LABELS_FILE) as scratch:
+            scratch.write_bytes(tflite_metadata.labels_text(info.class_names))
+
+
+@contextlib.contextmanager
+def _atomic_path(path):
+    """A temporary path in ``path``'s folder that replaces ``path`` if the block succeeds.
+
+    A failed or interrupted export leaves the previous file (or nothing),
+    never half of one.
+    """
+    path = pathlib.Path(path)
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        yield scratch
+        if path.is_dir() and scratch.is_dir():
+            shutil.rmtree(path)
+        os.replace(scratch, path)
+    finally:
+        shutil.rmtree(scratch.parent, ignore_errors=True)
+
+
+def _prepare_output_dir(folder, argument):
+    """Creates the output folder and checks that a file can be written there."""
+    folder = pathlib.Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"`{argument}` must be a folder, but it is an existing file. Received: {argument}={str(folder)!r}")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # os.access says yes to root even in a read-only folder; writing says the truth.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"`{argument}` is not a writable folder ({error.strerror or type(error).__name__}). Received: {argument}={str(folder)!r}"
+        ) from None
+    return folder
+
+
+def _read_labels_argument(labels):
+    """Class names from a labels file or a sequence, checked before anything is written."""
+    if labels is None:
+        return None
+    if isinstance(labels, (str, os.PathLike)):
+        if not os.path.isfile(labels):
+            raise FileNotFoundError(f"The labels file does not exist. Received: labels={str(labels)!r}")
+        try:
+            text = pathlib.Path(labels).read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"The labels file is not UTF-8 text. Received: labels={str(labels)!r}") from None
+        labels = [line.strip() for line in text.splitlines() if line.strip()]
+        if not labels:
+            raise ValueError(f"The labels file has no class names. Received: labels={str(labels)!r}")
+    labels = list(labels)
+    _validate_class_names(labels)
+    return labels
+
+
+def _validate_class_names(names):
+    for i, name in enumerate(names):
+        if not isinstance(name, str) or not name.strip() or "\n" in name or "\r" in name:
+            raise ValueError(f"Each class name in `labels` must be a non-empty string on one line. Received: labels[{i}]={name!r}")
+
+
+def _validate_metadata(metadata):
+    if metadata is None:
+        return
+    unknown = sorted(set(metadata) - set(METADATA_KEYS)) if isinstance(metadata, dict) else None
+    if unknown is None or unknown or not all(isinstance(value, str) for value in metadata.values()):
+        raise ValueError(f"`metadata` must be a dict of strings with keys from {list(METADATA_KEYS)}. Received: metadata={metadata!r}")
 
 
 def _require_single_output(model, function):

@@ -195,7 +195,7 @@ def classifier_metadata(class_names, *, name, description, version="", author=""
     point 0): the model scales it itself, so the normalization is mean 0,
     std 1. MediaPipe refuses a float32 input without NormalizationOptions.
     The output is the softmax probabilities, its class names in
-    `LABELS_FILE`; the stats follow tflite-support's metadata writer
+    `LABELS_FILE` (none when ``class_names`` is ``None``); the stats follow tflite-support's metadata writer
     ([0, 1] for float, [0, 255] for uint8).
     """
     image = {
@@ -207,11 +207,12 @@ def classifier_metadata(class_names, *, name, description, version="", author=""
     }
     probabilities = {
         "name": "probability",
-        "description": f"Probabilities of the {len(class_names)} classes.",
+        "description": "Probabilities of the classes.",
         "content": {"content_properties": ("FeatureProperties", {})},
         "stats": {"max": [255.0 if quantized_output else 1.0], "min": [0.0]},
-        "associated_files": [{"name": LABELS_FILE, "description": "One class name per line.", "type": TENSOR_AXIS_LABELS}],
     }
+    if class_names is not None:
+        probabilities["associated_files"] = [{"name": LABELS_FILE, "description": "One class name per line.", "type": TENSOR_AXIS_LABELS}]
     metadata = {
         "name": name,
         "description": description,
