@@ -92,6 +92,7 @@ def export(
     _validate_opset(opset)
     _validate_metadata(metadata)
     labels = _read_labels_argument(labels)
+    _check_output_dir(output_dir, "output_dir")
     model = predict_lib.load_checkpoint(checkpoint)
     info = predict_lib.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
     calibration = None
@@ -157,6 +158,7 @@ def export_saved_model(model, path, info=None, raw_image_signature=True):
     _require_single_output(model, "export_saved_model")
     info = info or predict_lib.checkpoint_info(model)
     model = with_preprocessing(model, info.variant)
+    _prepare_output_dir(pathlib.Path(path).parent, "path")
     size = info.image_size
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -262,7 +264,7 @@ def _check_input_quantization(flatbuffer, int8_io):
     scale, zero_point = Interpreter(model_content=flatbuffer).get_input_details()[0]["quantization"]
     expected = EXACT_INPUT_QUANTIZATION[int8_io]
     if abs(scale - expected[0]) > 1e-6 or zero_point != expected[1]:
-        raise RuntimeError(
+        raise ValueError(
             f"The int8 model's {int8_io} input has scale {scale} and zero point {zero_point}, not {expected[0]} and "
             f"{expected[1]}: pixels would not map exactly. Received: int8_io={int8_io!r}"
         )
@@ -391,18 +393,33 @@ def _atomic_path(path):
 
 
 def _prepare_output_dir(folder, argument):
-    """Creates the output folder and checks that a file can be written there."""
+    """Checks that files can be written in ``folder`` (see `_check_output_dir`), then creates it."""
+    folder = _check_output_dir(folder, argument)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"`{argument}` cannot be created ({error.strerror}). Received: {argument}={str(folder)!r}") from None
+    return folder
+
+
+def _check_output_dir(folder, argument):
+    """Raises unless ``folder`` is, or can be created as, a writable folder; creates nothing."""
     folder = pathlib.Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`{argument}` must be a folder, but it is an existing file. Received: {argument}={str(folder)!r}")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"`{argument}` cannot be created under the file {str(existing)!r}. Received: {argument}={str(folder)!r}")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         # os.access says yes to root even in a read-only folder; writing says the truth.
-        with tempfile.TemporaryFile(dir=folder):
+        with tempfile.TemporaryFile(dir=existing):
             pass
     except OSError as error:
         raise ValueError(
-            f"`{argument}` is not a writable folder ({error.strerror or type(error).__name__}). Received: {argument}={str(folder)!r}"
+            f"`{argument}` is not writable ({error.strerror or type(error).__name__} in {str(existing)!r}). "
+            f"Received: {argument}={str(folder)!r}"
         ) from None
     return folder
 

@@ -1,4 +1,4 @@
-"""Exports of a trained GoogLeNet: formats, metadata, int8 types and the uint8 signature."""
+"""Exports of a trained GoogLeNet: formats, metadata, raw-pixel input, int8 types, the uint8 signature, bad input."""
 
 import json
 import os
@@ -7,9 +7,17 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import export, images, predict
+from keras_googlenet import export, images, predict, tflite_metadata
+from keras_googlenet.augment import eval_transform
 
 DIGIT_NAMES = [f"digit {i}" for i in range(10)]
+TFLITE_KINDS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
+
+
+def _interpreter_input(path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_path=str(path)).get_input_details()[0]
 
 
 @pytest.fixture(scope="module")
@@ -27,12 +35,36 @@ def test_every_format_is_written_and_carries_the_class_names(digits_exports):
     assert predict.read_labels(os.path.join(folder, "labels.txt")) == tuple(DIGIT_NAMES)
     assert json.load(open(os.path.join(folder, "metadata.json")))["variant"] == "bn"
 
+    assert json.load(open(os.path.join(folder, "metadata.json")))["raw_pixels"] is True
+
     metadata = tf.saved_model.load(digits_exports["savedmodel"]).metadata()
     assert [name.decode() for name in metadata["class_names"].numpy()] == DIGIT_NAMES
-    assert (metadata["variant"].numpy(), int(metadata["image_size"])) == (b"bn", 96)
+    assert (metadata["variant"].numpy(), int(metadata["image_size"]), bool(metadata["raw_pixels"])) == (b"bn", 96, True)
 
     props = {prop.key: prop.value for prop in onnx.load(digits_exports["onnx"]).metadata_props}
-    assert json.loads(props["keras_googlenet"]) == {"variant": "bn", "image_size": 96, "class_names": DIGIT_NAMES}
+    expected = {"variant": "bn", "image_size": 96, "class_names": DIGIT_NAMES, "raw_pixels": True}
+    assert json.loads(props["keras_googlenet"]) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", TFLITE_KINDS)
+def test_every_tflite_carries_metadata_with_its_labels_and_raw_pixel_normalization(digits_exports, kind):
+    found = tflite_metadata.read_metadata(digits_exports[kind])
+    assert found.labels == tuple(DIGIT_NAMES)
+    assert (found.mean, found.std, found.input_range, found.color_space) == ((0.0,), (1.0,), (0.0, 255.0), "RGB")
+    assert found.name == "GoogLeNet (bn)" and kind.split("_")[1] in found.description
+    info = json.loads(found.files[export.INFO_FILE])
+    assert info == {"variant": "bn", "image_size": 96, "class_names": DIGIT_NAMES, "raw_pixels": True}
+
+
+@pytest.mark.slow
+def test_every_float_export_takes_raw_pixels_and_matches_the_checkpoint_on_scaled_pixels(digits_held_out, digits_checkpoint, digits_exports):
+    crops = digits_held_out[0][:8].astype(np.float32)  # already 96 x 96
+    reference = predict.load_checkpoint(digits_checkpoint).predict(kg.preprocess_input(crops, variant="bn"), verbose=0)
+    for kind in ("savedmodel", "tflite_fp32", "onnx"):
+        # predict.Predictor feeds the batch it is given: here raw pixels.
+        got = predict.load_predictor(digits_exports[kind])(crops)
+        np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5, err_msg=kind)
 
 
 @pytest.mark.slow
@@ -56,6 +88,12 @@ def test_int8_tflite_has_uint8_input_and_output_and_is_over_3x_smaller_than_fp32
 
 
 @pytest.mark.slow
+def test_int8_tflite_uint8_input_takes_pixels_as_they_are(digits_exports):
+    # scale 1 and zero point 0: the pixel value is the quantized value, as MediaPipe feeds it.
+    assert _interpreter_input(digits_exports["tflite_int8"])["quantization"] == (1.0, 0)
+
+
+@pytest.mark.slow
 def test_int8_io_option_gives_int8_input_and_output_that_still_agree(tmp_path, digits, digits_checkpoint):
     raw, _ = digits
     model = predict.load_checkpoint(digits_checkpoint)
@@ -63,17 +101,19 @@ def test_int8_io_option_gives_int8_input_and_output_that_still_agree(tmp_path, d
     path = export.export_tflite(model, tmp_path / "int8io.tflite", quantize="int8", calibration_data="digits", int8_io="int8")
     int8 = predict.load_predictor(path)
     assert (int8.input_dtype, int8.output_dtype) == (np.int8, np.int8)
-    held_out = predict.prepare_images(list(raw[-50:]), 96, "bn")
-    assert np.mean(int8(held_out).argmax(-1) == model.predict(held_out, verbose=0).argmax(-1)) >= 0.96
+    assert _interpreter_input(path)["quantization"] == (1.0, -128)  # q = pixel - 128
+    crops = raw[-50:].astype(np.float32)
+    keras_top1 = model.predict(kg.preprocess_input(crops, variant="bn"), verbose=0).argmax(-1)
+    assert np.mean(int8(crops).argmax(-1) == keras_top1) >= 0.96
 
 
 @pytest.mark.slow
-def test_uint8_signature_on_raw_jpeg_pixels_matches_python_preprocessing_then_float_signature(digits_exports, photo_paths):
+def test_uint8_signature_on_raw_jpeg_pixels_matches_python_crop_then_float_signature(digits_exports, photo_paths):
     saved_model = predict.load_predictor(digits_exports["savedmodel"])
     for path in [p for p in photo_paths if p.suffix == ".jpg"]:
         pixels = images.load_image(path)  # JPEG-decoded, its own size
         in_graph = saved_model.serve_uint8(pixels[None])
-        in_python = saved_model(predict.prepare_images([pixels], 96, "bn"))
+        in_python = saved_model(np.asarray(eval_transform(pixels, 96))[None])
         # The same ops; graph and eager may fuse them differently, so the fp32 parity bound.
         np.testing.assert_allclose(in_graph, in_python, rtol=0, atol=1e-5)
         assert in_graph.argmax() == in_python.argmax()
@@ -116,6 +156,7 @@ def test_low_level_converters_reject_a_model_with_aux_heads(tmp_path, three_head
     "calibration, message",
     [
         (np.zeros((4, 64, 64, 3), "float32"), r"shape \(n, 96, 96, 3\)\. Received: calibration_data\.shape=\(4, 64, 64, 3\)"),
+        (np.full((4, 96, 96, 3), -1.0, "float32"), r"raw RGB pixels in \[0, 255\], not scaled .* Received: calibration_data in \[-1, -1\]"),
         (np.zeros((96, 96, 3), "float32"), r"Received: calibration_data\.shape=\(96, 96, 3\)"),
         (None, r"int8 quantization needs calibration_data .* Received: calibration_data=None"),
     ],
@@ -132,3 +173,134 @@ def test_checkpoint_that_cannot_be_read_is_named(tmp_path):
     broken.write_text("not a zip")
     with pytest.raises(ValueError, match=f"not a readable .keras file \\(\\w+\\)\\. Received: checkpoint='{broken}'"):
         export.export(broken, tmp_path / "out")
+
+
+@pytest.fixture(scope="module")
+def small_checkpoint(tmp_path_factory, three_head_model):
+    path = tmp_path_factory.mktemp("small") / "best.keras"
+    three_head_model.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    """A 32 px single-output classifier: converts in seconds, for the write and error paths."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
+    return keras.Model(pixels, keras.layers.Dense(3, activation="softmax", name="main")(x))
+
+
+TINY_INFO = predict.ModelInfo("bn", 32, ("a", "b", "c"))
+
+
+def test_labels_of_the_wrong_count_are_rejected_before_writing(tmp_path, small_checkpoint):
+    with pytest.raises(ValueError, match=r"The model has 10 classes but the labels name 2\. Received: len\(labels\)=2"):
+        export.export(small_checkpoint, tmp_path / "out", labels=["cat", "dog"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_file_that_is_not_utf8_is_rejected_naming_it(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes("caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=f"not UTF-8 text\\. Received: labels='{labels}'") as raised:
+        export.export(tmp_path / "best.keras", tmp_path / "out", labels=labels)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["two\nlines", "", "carriage\rreturn"])
+def test_label_that_is_not_one_line_is_rejected_naming_its_index(tmp_path, name):
+    labels = [f"digit {i}" for i in range(10)]
+    labels[3] = name
+    with pytest.raises(ValueError, match=r"on one line\. Received: labels\[3\]=") as raised:
+        export.export(tmp_path / "best.keras", tmp_path / "out", labels=labels)
+    assert "\n" not in str(raised.value)
+
+
+def test_output_dir_that_is_an_existing_file_is_rejected(tmp_path):
+    existing = tmp_path / "exports"
+    existing.write_text("a file")
+    with pytest.raises(ValueError, match=f"must be a folder, but it is an existing file\\. Received: output_dir='{existing}'"):
+        export.export(tmp_path / "best.keras", existing)
+
+
+def test_output_dir_under_an_existing_file_is_rejected(tmp_path):
+    (tmp_path / "notes.txt").write_text("a file")
+    nested = tmp_path / "notes.txt" / "exports"
+    with pytest.raises(ValueError, match=f"cannot be created under the file .*notes\\.txt'\\. Received: output_dir='{nested}'"):
+        export.export(tmp_path / "best.keras", nested)
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root writes into read-only folders")
+def test_output_dir_that_is_not_writable_is_rejected(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        with pytest.raises(ValueError, match=f"is not writable .* Received: output_dir='{locked / 'exports'}'"):
+            export.export(tmp_path / "best.keras", locked / "exports")
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, read-only even for root")
+def test_output_dir_on_a_read_only_file_system_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"is not writable .* Received: output_dir='/proc/self/exports'"):
+        export.export(tmp_path / "best.keras", "/proc/self/exports")
+
+
+def test_failed_tflite_conversion_leaves_no_file_behind(tmp_path, tiny_model, monkeypatch):
+    def fail(*args):
+        raise ValueError("simulated failure while adding metadata")
+
+    monkeypatch.setattr(tflite_metadata, "add_metadata", fail)
+    with pytest.raises(ValueError, match="simulated failure"):
+        export.export_tflite(tiny_model, tmp_path / "model.tflite", info=TINY_INFO)
+    assert os.listdir(tmp_path) == []
+
+
+def test_failed_rewrite_keeps_the_previous_tflite_intact(tmp_path, tiny_model, monkeypatch):
+    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=TINY_INFO)
+    before = open(path, "rb").read()
+    monkeypatch.setattr(tflite_metadata, "add_metadata", lambda *args: (_ for _ in ()).throw(ValueError("simulated")))
+    with pytest.raises(ValueError, match="simulated"):
+        export.export_tflite(tiny_model, path, info=TINY_INFO)
+    assert open(path, "rb").read() == before
+    assert sorted(os.listdir(tmp_path)) == ["labels.txt", "metadata.json", "model.tflite"]
+
+
+def test_int8_model_whose_input_does_not_map_pixels_exactly_is_refused(tmp_path, tiny_model, monkeypatch):
+    calibration = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
+    # The check compares with what the converter gives; demand another scale to see it fire.
+    monkeypatch.setitem(export.EXACT_INPUT_QUANTIZATION, "uint8", (0.5, 0))
+    with pytest.raises(ValueError, match=r"uint8 input has scale 1\.0 and zero point 0, not 0\.5 and 0: pixels would not map exactly"):
+        export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=TINY_INFO)
+    assert os.listdir(tmp_path) == []
+
+
+def test_int8_calibrated_on_mid_grey_crops_still_takes_pixels_as_they_are(tmp_path, tiny_model):
+    # Without the added 0 and 255 pixels, grey crops in [100, 150] would give the input that range.
+    calibration = np.random.default_rng(0).integers(100, 151, (8, 32, 32, 3)).astype(np.float32)
+    path = export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=TINY_INFO)
+    assert _interpreter_input(path)["quantization"] == (1.0, 0)
+
+
+def test_tiny_model_without_class_names_exports_without_a_labels_file(tmp_path, tiny_model):
+    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=predict.ModelInfo("paper", 32, None))
+    found = tflite_metadata.read_metadata(path)
+    assert found.labels is None and export.INFO_FILE in found.files and "labels.txt" not in found.files
+
+
+def test_metadata_argument_with_an_unknown_key_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"`metadata` must be a dict of strings with keys from .* Received: metadata=\{'licence': 'MIT'\}"):
+        export.export(tmp_path / "best.keras", tmp_path / "out", metadata={"licence": "MIT"})
+
+
+def test_metadata_argument_reaches_the_tflite_metadata(tmp_path, tiny_model):
+    about = {"name": "Digits", "version": "2026.11", "author": "Tests", "license": "Apache-2.0"}
+    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=TINY_INFO, metadata=about)
+    found = tflite_metadata.read_metadata(path)
+    assert (found.name, found.version, found.author, found.license) == ("Digits", "2026.11", "Tests", "Apache-2.0")
+    assert found.labels == ("a", "b", "c")
