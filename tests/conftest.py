@@ -70,10 +70,10 @@ def digits_checkpoint(tmp_path_factory, digits):
 @pytest.fixture(scope="session")
 def digits_exports(tmp_path_factory, digits, digits_checkpoint):
     """Every export of the digits model: SavedModel, TFLite fp32/fp16/dynamic/int8 (uint8 I/O) and ONNX."""
-    from keras_googlenet import export, predict
+    from keras_googlenet import export
 
     raw, _ = digits
-    calibration = predict.prepare_images(list(raw[:32]), DIGITS_SIZE, "bn")
+    calibration = raw[:32]  # raw RGB pixels: every export scales them itself
     folder = tmp_path_factory.mktemp("digits_exports")
     return export.export(
         digits_checkpoint, folder, formats="all", quantize=export.QUANTIZATIONS, calibration_data=calibration

@@ -1,0 +1,97 @@
+"""MediaPipe Tasks' ImageClassifier runs our .tflite files as an app would, and agrees with Keras.
+
+MediaPipe reads the TFLite metadata (normalization, labels) and feeds raw RGB
+pixels; the crops are already at the model's size, so its resize is the
+identity. The reference is the Keras checkpoint on `preprocess_input` of the
+same crops.
+"""
+
+import numpy as np
+import pytest
+
+import keras_googlenet as kg
+from keras_googlenet import export, mediapipe_client, predict
+
+pytestmark = pytest.mark.skipif(not mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
+
+DIGIT_NAMES = [f"digit {i}" for i in range(10)]
+SIZE = 96
+
+
+@pytest.fixture(scope="module")
+def paper_digits_checkpoint(tmp_path_factory, digits):
+    """A three-head "paper" GoogLeNet trained on the digits as conftest's "bn" one is."""
+    import keras
+
+    raw, labels = digits
+    keras.utils.set_random_seed(0)
+    model = kg.GoogLeNet(variant="paper", input_shape=(SIZE, SIZE, 3), classes=10)
+    kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-3))
+    images = kg.preprocess_input(raw[:1200].astype(np.float32), variant="paper")
+    targets = labels[:1200]
+    model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=2, verbose=0)
+    folder = tmp_path_factory.mktemp("paper_digits_checkpoint")
+    model.save(folder / "best.keras")
+    predict.write_labels(folder / "labels.txt", DIGIT_NAMES)
+    return folder / "best.keras"
+
+
+@pytest.fixture(scope="module", params=["bn", "paper"])
+def mediapipe_run(request, tmp_path_factory, digits, digits_held_out, digits_checkpoint, paper_digits_checkpoint):
+    """Per variant: the Keras probabilities on the held-out crops, and MediaPipe's scores for fp32 and int8."""
+    variant = request.param
+    checkpoint = digits_checkpoint if variant == "bn" else paper_digits_checkpoint
+    raw, _ = digits
+    crops = digits_held_out[0]  # 96 x 96 already: MediaPipe's resize is the identity
+    paths = export.export(
+        checkpoint, tmp_path_factory.mktemp(f"{variant}_tflite"), formats=["tflite"], quantize=["fp32", "int8"],
+        calibration_data=raw[:128],
+    )
+    reference = predict.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops.astype(np.float32), variant=variant), verbose=0)
+    found = {kind: mediapipe_client.classify(paths[f"tflite_{kind}"], crops, max_results=-1) for kind in ("fp32", "int8")}
+    return variant, reference, found
+
+
+def _scores(found, classes):
+    scores = np.zeros((len(found), classes), np.float32)
+    for row, categories in zip(scores, found):
+        for index, score, _ in categories:
+            row[index] = score
+    return scores
+
+
+@pytest.mark.slow
+def test_mediapipe_fp32_gives_the_keras_top5_and_probabilities_within_1e_4(mediapipe_run):
+    variant, reference, found = mediapipe_run
+    keras_top5 = [list(np.argsort(-row, kind="stable")[:5]) for row in reference]
+    mediapipe_top5 = [[index for index, _, _ in categories[:5]] for categories in found["fp32"]]
+    assert mediapipe_top5 == keras_top5, variant
+    assert np.abs(_scores(found["fp32"], 10) - reference).max() <= 1e-4
+
+
+@pytest.mark.slow
+def test_mediapipe_int8_agrees_with_keras_on_top1_for_99_percent_of_held_out_digits(mediapipe_run):
+    variant, reference, found = mediapipe_run
+    agreement = np.mean(_scores(found["int8"], 10).argmax(-1) == reference.argmax(-1))
+    assert agreement >= 0.99, f"{variant}: int8 top-1 agreement {agreement:.4f} on {len(reference)} held-out digits"
+
+
+@pytest.mark.slow
+def test_mediapipe_names_every_class_from_the_embedded_labels(mediapipe_run):
+    _, _, found = mediapipe_run
+    for kind in ("fp32", "int8"):
+        assert {(index, name) for categories in found[kind] for index, _, name in categories} == set(enumerate(DIGIT_NAMES))
+
+
+@pytest.mark.slow
+def test_mediapipe_refusal_is_reported_in_one_line_naming_the_model(tmp_path):
+    plain = tmp_path / "plain.tflite"
+    plain.write_bytes(b"not a flatbuffer at all")
+    with pytest.raises(RuntimeError, match=f"MediaPipe's ImageClassifier failed on the model: .* Received: model='{plain}'") as raised:
+        mediapipe_client.classify(plain, np.zeros((1, 8, 8, 3), np.uint8))
+    assert "\n" not in str(raised.value)
+
+
+def test_crops_that_are_not_uint8_rgb_are_rejected():
+    with pytest.raises(ValueError, match=r"uint8 RGB images .* Received: crops\.dtype=float32, crops\.shape=\(1, 8, 8, 3\)"):
+        mediapipe_client.classify("model.tflite", np.zeros((1, 8, 8, 3), np.float32))
