@@ -35,7 +35,6 @@ INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
 # TFLite's post-training quantization guide asks for ~100-500 representative samples.
 CALIBRATION_IMAGES = 128
-INFO_FILE = "keras_googlenet.json"  # the ModelInfo, zipped into each .tflite beside labels.txt
 METADATA_KEYS = ("name", "description", "version", "author", "license")
 # The uint8 input of an int8 model takes pixels as they are (x = q); an int8
 # input takes q = x - 128.
@@ -91,7 +90,8 @@ def export(
     _validate_int8_io(int8_io)
     _validate_opset(opset)
     _validate_metadata(metadata)
-    labels = _read_labels_argument(labels)
+    beside = pathlib.Path(checkpoint).parent / predict_lib.LABELS_FILE
+    labels = _read_labels_argument(beside if labels is None and beside.is_file() else labels)
     _check_output_dir(output_dir, "output_dir")
     model = predict_lib.load_checkpoint(checkpoint)
     info = predict_lib.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
@@ -249,7 +249,7 @@ def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info,
     model_metadata = tflite_metadata.classifier_metadata(
         info.class_names, quantized_output=quantize == "int8", **_metadata_fields(info, quantize, metadata)
     )
-    files = {INFO_FILE: _info_json(info)}
+    files = {tflite_metadata.MODEL_INFO_FILE: _info_json(info)}
     if info.class_names:
         files[tflite_metadata.LABELS_FILE] = tflite_metadata.labels_text(info.class_names)
     with _atomic_path(path) as scratch:

@@ -29,6 +29,9 @@ TFLITE_FILE_IDENTIFIER = b"TFL3"
 # metadata/cc/metadata_version.cc lists what later versions added).
 MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
+# keras_googlenet's own record (`predict.ModelInfo` as JSON, with
+# ``raw_pixels``), zipped beside the labels; other readers ignore it.
+MODEL_INFO_FILE = "keras_googlenet.json"
 
 # Enum values, from metadata_schema.fbs.
 COLOR_SPACE_RGB = 1

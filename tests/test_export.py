@@ -53,7 +53,7 @@ def test_every_tflite_carries_metadata_with_its_labels_and_raw_pixel_normalizati
     assert found.labels == tuple(DIGIT_NAMES)
     assert (found.mean, found.std, found.input_range, found.color_space) == ((0.0,), (1.0,), (0.0, 255.0), "RGB")
     assert found.name == "GoogLeNet (bn)" and kind.split("_")[1] in found.description
-    info = json.loads(found.files[export.INFO_FILE])
+    info = json.loads(found.files[tflite_metadata.MODEL_INFO_FILE])
     assert info == {"variant": "bn", "image_size": 96, "class_names": DIGIT_NAMES, "raw_pixels": True}
 
 
@@ -290,7 +290,7 @@ def test_int8_calibrated_on_mid_grey_crops_still_takes_pixels_as_they_are(tmp_pa
 def test_tiny_model_without_class_names_exports_without_a_labels_file(tmp_path, tiny_model):
     path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=predict.ModelInfo("paper", 32, None))
     found = tflite_metadata.read_metadata(path)
-    assert found.labels is None and export.INFO_FILE in found.files and "labels.txt" not in found.files
+    assert found.labels is None and tflite_metadata.MODEL_INFO_FILE in found.files and "labels.txt" not in found.files
 
 
 def test_metadata_argument_with_an_unknown_key_is_rejected(tmp_path):
