@@ -20,13 +20,17 @@ SIZE = 96
 
 @pytest.fixture(scope="module")
 def paper_digits_checkpoint(tmp_path_factory, digits):
-    """A three-head "paper" GoogLeNet trained on the digits as conftest's "bn" one is."""
+    """A three-head "paper" GoogLeNet trained on the digits (82.6% held-out top-1).
+
+    Adam at 1e-4, not conftest's 1e-3: without batch norm, on Caffe's unscaled
+    inputs, 1e-3 left it at 16% after two epochs, too uniform to judge int8.
+    """
     import keras
 
     raw, labels = digits
     keras.utils.set_random_seed(0)
     model = kg.GoogLeNet(variant="paper", input_shape=(SIZE, SIZE, 3), classes=10)
-    kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-3))
+    kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-4))
     images = kg.preprocess_input(raw[:1200].astype(np.float32), variant="paper")
     targets = labels[:1200]
     model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=2, verbose=0)
