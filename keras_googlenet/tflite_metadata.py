@@ -198,8 +198,9 @@ def classifier_metadata(class_names, *, name, description, version="", author=""
     point 0): the model scales it itself, so the normalization is mean 0,
     std 1. MediaPipe refuses a float32 input without NormalizationOptions.
     The output is the softmax probabilities, its class names in
-    `LABELS_FILE` (none when ``class_names`` is ``None``); the stats follow tflite-support's metadata writer
-    ([0, 1] for float, [0, 255] for uint8).
+    `LABELS_FILE` (no labels file when ``class_names`` is ``None``); the
+    stats follow tflite-support's metadata writer ([0, 1] for float, [0, 255]
+    for uint8).
     """
     image = {
         "name": "image",
@@ -251,13 +252,14 @@ def add_metadata(model, metadata, files):
     from tensorflow.lite.tools import flatbuffer_utils
 
     flatbuffer = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
-    entries = [entry for entry in flatbuffer.metadata or [] if _decode(entry.name) != METADATA_NAME]
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(pack_metadata(metadata), np.uint8)
-    flatbuffer.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = METADATA_NAME, len(flatbuffer.buffers) - 1
-    flatbuffer.metadata = entries + [entry]
+    flatbuffer.metadata = flatbuffer.metadata or []
+    entry = next((entry for entry in flatbuffer.metadata if _decode(entry.name) == METADATA_NAME), None)
+    if entry is None:  # else the metadata is replaced in its own buffer
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = METADATA_NAME, len(flatbuffer.buffers)
+        flatbuffer.buffers.append(schema.BufferT())
+        flatbuffer.metadata.append(entry)
+    flatbuffer.buffers[entry.buffer].data = np.frombuffer(pack_metadata(metadata), np.uint8)
     builder = _AlignedBuilder(1024)
     builder.Finish(flatbuffer.Pack(builder), file_identifier=TFLITE_FILE_IDENTIFIER)
     output = io.BytesIO()

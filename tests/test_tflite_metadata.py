@@ -132,3 +132,11 @@ def test_reading_a_file_that_is_not_tflite_names_it(tmp_path):
 def test_labels_text_rejects_a_name_that_is_not_one_line(name):
     with pytest.raises(ValueError, match="non-empty string on one line"):
         tflite_metadata.labels_text(["fine", name])
+
+
+def test_adding_metadata_again_reuses_its_buffer(tflite_with_metadata):
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    before = schema.Model.GetRootAs(tflite_with_metadata.read_bytes(), 0).BuffersLength()
+    again = tflite_metadata.add_metadata(tflite_with_metadata.read_bytes(), {"name": "Again"}, {})
+    assert schema.Model.GetRootAs(again, 0).BuffersLength() == before
