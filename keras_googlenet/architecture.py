@@ -62,6 +62,26 @@ LOSS_WEIGHTS = {"main": 1.0, "aux1": 0.3, "aux2": 0.3}
 
 
 @dataclasses.dataclass(frozen=True)
+class InputScaling:
+    """How a variant's first layer wants RGB pixels in [0, 255] scaled.
+
+    ``y = (x[..., channels] - mean) / std``, where ``channels`` reorders RGB
+    into ``channel_order`` and ``mean`` and ``std`` are per channel, in that
+    order, in pixel units. Every place that scales images (`preprocess_input`,
+    the tf.data pipeline, the `Preprocessing` layer of exports, the weights
+    registry) reads these numbers; none restates them.
+    """
+
+    channel_order: str  # "RGB" or "BGR"
+    mean: tuple
+    std: tuple
+
+    @property
+    def swaps_channels(self):
+        return self.channel_order == "BGR"
+
+
+@dataclasses.dataclass(frozen=True)
 class Variant:
     """How a variant differs from the table: normalisation, kernels, pools, head."""
 
@@ -74,7 +94,7 @@ class Variant:
     branch_5x5_kernel: int  # the kernel of the "#5x5" branch
     pool4_size: int  # the max pool after 4e
     dropout: float  # main head, before the classifier
-    preprocessing: str  # a keras.applications.imagenet_utils mode
+    input_scaling: InputScaling
 
 
 VARIANTS = {
@@ -88,7 +108,9 @@ VARIANTS = {
         branch_5x5_kernel=5,
         pool4_size=3,
         dropout=0.4,
-        preprocessing="caffe",
+        # Caffe's bvlc_googlenet train_val.prototxt: BGR, mean_value 104, 117,
+        # 123, no scaling (not keras.applications' "caffe" mean 103.939, ...).
+        input_scaling=InputScaling("BGR", (104.0, 117.0, 123.0), (1.0, 1.0, 1.0)),
     ),
     # torchvision `googlenet` and TF-slim `inception_v1`, whose ImageNet weights
     # we load. torchvision keeps a 3x3 kernel in the "5x5" branch ("a known bug"
@@ -103,7 +125,9 @@ VARIANTS = {
         branch_5x5_kernel=3,
         pool4_size=2,
         dropout=0.2,
-        preprocessing="tf",
+        # [-1, 1]: TF-slim's inception_preprocessing, which torchvision's
+        # transform_input reproduces from its ImageNet normalisation.
+        input_scaling=InputScaling("RGB", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5)),
     ),
 }
 

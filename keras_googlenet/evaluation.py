@@ -45,6 +45,8 @@ def evaluate(model, data="digits", split="validation", crops=1, batch_size=32, l
     else:
         net = task.inference_model(model)
     size, variant, classes = int(net.input_shape[1]), model_lib.model_variant(net), int(net.output_shape[-1])
+    if model_lib.includes_preprocessing(net):
+        variant = None  # the model takes raw pixels
 
     examples, info = datasets.load_examples(data, split=split, data_dir=data_dir, manual_dir=manual_dir)
     if info.num_classes != classes:

@@ -5,9 +5,9 @@ import importlib.resources
 import json
 
 import numpy as np
-from keras.applications import imagenet_utils
+from keras import ops
 
-from keras_googlenet import architecture
+from keras_googlenet import scaling
 
 CLASS_INDEX_RESOURCE = "data/imagenet_class_index.json"
 
@@ -15,24 +15,34 @@ CLASS_INDEX_RESOURCE = "data/imagenet_class_index.json"
 def preprocess_input(x, variant="paper", data_format=None):
     """Scales RGB images in [0, 255] the way a GoogLeNet variant expects.
 
-    - ``"paper"``: Caffe style, RGB to BGR and the ImageNet mean subtracted.
+    - ``"paper"`` (the default, as ``GoogLeNet``'s): Caffe's BVLC GoogLeNet,
+      RGB to BGR and the per-channel mean (104, 117, 123) subtracted.
     - ``"bn"``: scaled to [-1, 1], as TF-slim's Inception v1 and torchvision's
       ``transform_input=True`` imply for the weights ported from TF-slim.
 
+    The numbers are `architecture.VARIANTS[variant].input_scaling`. A model
+    built with ``include_preprocessing=True`` scales its input itself: feed
+    it raw pixels and do not call this.
+
     Args:
-        x: a float array or tensor of RGB images, 3D or 4D.
+        x: a float array or tensor of RGB images, 3D or 4D, channels last.
+            A numpy array is not modified.
         variant: the variant of the model the images are for.
-        data_format: the image data format; the Keras default when ``None``.
+        data_format: ``None`` or ``"channels_last"``; GoogLeNet is channels
+            last only.
 
     Returns:
-        The preprocessed array or tensor.
+        The preprocessed float32 array, or a tensor for a tensor input.
     """
-    if variant not in architecture.VARIANTS:
+    scaling.input_scaling(variant)  # the variant's error first
+    if (data_format or "channels_last") != "channels_last":
         raise ValueError(
-            f"The `variant` argument must be one of {sorted(architecture.VARIANTS)}. Received: variant={variant!r}"
+            f"preprocess_input supports channels_last only, as GoogLeNet does. Received: data_format={data_format!r}"
         )
-    mode = architecture.VARIANTS[variant].preprocessing
-    return imagenet_utils.preprocess_input(x, data_format=data_format, mode=mode)
+    if isinstance(x, (np.ndarray, list, tuple, int, float)):
+        return scaling.scale_pixels(np.asarray(x, dtype="float32"), variant)
+    x = ops.cast(x, "float32")
+    return scaling.scale_pixels(x, variant, flip_channels=lambda t: ops.flip(t, axis=-1), constant=ops.convert_to_tensor)
 
 
 @functools.cache

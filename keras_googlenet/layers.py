@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_googlenet import scaling
+
 
 @keras.saving.register_keras_serializable(package="keras_googlenet")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -50,4 +52,41 @@ class LocalResponseNormalization(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(size=self.size, alpha=self.alpha, beta=self.beta, bias=self.bias)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="keras_googlenet")
+class Preprocessing(keras.layers.Layer):
+    """Scales raw RGB pixels in [0, 255] as a GoogLeNet variant expects.
+
+    The first layer of ``GoogLeNet(include_preprocessing=True)`` and of every
+    export: the model then takes raw pixels, as keras.applications' newer
+    models do and as mobile clients (MediaPipe) feed them. It applies
+    `scaling.scale_pixels` with `architecture.VARIANTS[variant].input_scaling`,
+    the numbers `preprocess_input` uses.
+
+    Args:
+        variant: ``"paper"`` (RGB to BGR, Caffe's mean subtracted) or ``"bn"``
+            (to [-1, 1]).
+    """
+
+    def __init__(self, variant="paper", **kwargs):
+        super().__init__(**kwargs)
+        scaling.input_scaling(variant)  # fails early on an unknown variant
+        self.variant = variant
+
+    def call(self, inputs):
+        # In float32, then the compute dtype: uint8 pixels come in unchanged.
+        x = scaling.scale_pixels(
+            ops.cast(inputs, "float32"), self.variant, flip_channels=lambda t: ops.flip(t, axis=-1),
+            constant=lambda value: ops.convert_to_tensor(value, dtype="float32"),
+        )
+        return ops.cast(x, self.compute_dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(variant=self.variant)
         return config

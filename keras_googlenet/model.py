@@ -16,7 +16,7 @@ from keras import layers
 
 from keras_googlenet import architecture
 from keras_googlenet import weights as pretrained_weights
-from keras_googlenet.layers import LocalResponseNormalization
+from keras_googlenet.layers import LocalResponseNormalization, Preprocessing
 
 _POOLINGS = (None, "avg", "max")
 
@@ -31,6 +31,7 @@ def GoogLeNet(
     classifier_activation="softmax",
     aux_heads=True,
     variant=None,
+    include_preprocessing=False,
     name="googlenet",
 ):
     """Instantiates the GoogLeNet (Inception v1) architecture.
@@ -80,6 +81,12 @@ def GoogLeNet(
             ``"bn"`` (Inception v1 with batch norm, as torchvision and TF-slim,
             whose ImageNet weights exist). ``None`` picks ``"bn"`` for
             pretrained weights and ``"paper"`` otherwise.
+        include_preprocessing: whether the model scales its input itself
+            (a `Preprocessing` layer first): it then takes raw RGB pixels in
+            [0, 255], as keras.applications' EfficientNetV2 or ConvNeXt do,
+            and `preprocess_input` must not be applied. Defaults to
+            ``False``, the convention of keras.applications' InceptionV3:
+            call `preprocess_input(x, variant=...)` first.
         name: the name of the model. Defaults to ``"googlenet"``.
 
     Returns:
@@ -90,6 +97,10 @@ def GoogLeNet(
         include_top, weights, input_tensor, input_shape, pooling, classes,
         classifier_activation, aux_heads, variant, pretrained,
     )
+    if not isinstance(include_preprocessing, bool):
+        raise ValueError(
+            f"The `include_preprocessing` argument must be True or False. Received: include_preprocessing={include_preprocessing!r}"
+        )
     config = architecture.VARIANTS[variant]
     input_shape = _resolve_input_shape(input_shape, input_tensor)
     _validate_input_shape(input_shape, include_top, include_top and aux_heads, variant, pretrained)
@@ -101,8 +112,9 @@ def GoogLeNet(
     else:
         img_input = input_tensor
 
+    x = Preprocessing(variant, name="preprocessing")(img_input) if include_preprocessing else img_input
     # Stem: 224 x 224 x 3
-    x = layers.ZeroPadding2D(3, name="conv1_pad")(img_input)
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
     x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, "conv1_7x7_s2", config, strides=2, padding="valid")
     # 112 x 112 x 64
     x = _max_pool_ceil(x, 3, "pool1_3x3_s2")
@@ -363,6 +375,11 @@ def head_parameter_counts(model):
         )
         counts[head] = counts.get(head, 0) + layer.count_params()
     return counts
+
+
+def includes_preprocessing(model):
+    """Whether a model scales its input itself (``include_preprocessing=True``): it takes raw pixels."""
+    return any(isinstance(layer, Preprocessing) for layer in model.layers)
 
 
 def model_variant(model):

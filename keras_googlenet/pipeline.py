@@ -2,12 +2,7 @@
 
 import tensorflow as tf
 
-from keras_googlenet import architecture, augment, datasets, task
-
-# keras.applications.imagenet_utils' "caffe" mean, in BGR order. Restated as TF
-# ops here because Keras ops follow the Keras backend, and tf.data needs TF
-# ops whatever the backend; a test checks these against `preprocess_input`.
-CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+from keras_googlenet import architecture, augment, datasets, scaling, task
 
 
 def make_dataset(
@@ -47,7 +42,8 @@ def make_dataset(
         training: whether to shuffle and augment; ``split == "train"`` when
             ``None``.
         variant: ``"paper"`` or ``"bn"``, the model variant whose
-            `preprocess_input` scaling to apply.
+            `preprocess_input` scaling to apply; ``None`` for raw pixels in
+            [0, 255], for a model built with ``include_preprocessing=True``.
         seed: an int for a reproducible order and augmentation, or ``None``.
         data_dir: where tfds keeps its datasets.
         manual_dir: the hand-downloaded archives of a tfds dataset (ImageNet).
@@ -71,7 +67,7 @@ def make_dataset(
     for argument, value in (("image_size", image_size), ("batch_size", batch_size), ("shuffle_buffer", shuffle_buffer)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value!r}")
-    if variant not in architecture.VARIANTS:
+    if variant is not None and variant not in architecture.VARIANTS:
         raise ValueError(f"`variant` must be one of {sorted(architecture.VARIANTS)}. Received: variant={variant!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise ValueError(f"`seed` must be an int or None. Received: seed={seed!r}")
@@ -131,11 +127,13 @@ def make_dataset(
 
 
 def preprocess(images, variant):
-    """`keras_googlenet.preprocess_input` as TF ops, for use inside tf.data."""
-    mode = architecture.VARIANTS[variant].preprocessing
+    """`keras_googlenet.preprocess_input` as TF ops, for use inside tf.data.
+
+    ``variant=None`` leaves the pixels in [0, 255], for a model built with
+    ``include_preprocessing=True``.
+
+    Keras ops follow the Keras backend, and tf.data needs TF ops whatever the
+    backend: the same `scaling.scale_pixels` runs on TF tensors here.
+    """
     images = tf.cast(images, tf.float32)
-    if mode == "tf":
-        return images / 127.5 - 1.0
-    if mode == "caffe":
-        return images[..., ::-1] - tf.constant(CAFFE_MEAN_BGR, tf.float32)
-    raise ValueError(f"No TF preprocessing for the {mode!r} mode of variant {variant!r}. Received: variant={variant!r}")
+    return images if variant is None else scaling.scale_pixels(images, variant)

@@ -11,8 +11,9 @@ from keras_googlenet import imagenet_utils
 
 
 def test_paper_preprocessing_is_caffe_bgr_mean_subtraction():
+    # bvlc_googlenet/train_val.prototxt: mean_value 104, 117, 123 (B, G, R).
     x = np.array([[[[10.0, 20.0, 30.0]]]])
-    np.testing.assert_allclose(kg.preprocess_input(x.copy(), variant="paper")[0, 0, 0], [30 - 103.939, 20 - 116.779, 10 - 123.68], rtol=1e-6)
+    np.testing.assert_allclose(kg.preprocess_input(x.copy(), variant="paper")[0, 0, 0], [30 - 104, 20 - 117, 10 - 123], rtol=1e-6)
 
 
 def test_bn_preprocessing_scales_to_minus_one_one():

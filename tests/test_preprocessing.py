@@ -1,0 +1,102 @@
+"""One input scaling everywhere: preprocess_input, tf.data, the Preprocessing layer, include_preprocessing."""
+
+import numpy as np
+import pytest
+
+import keras_googlenet as kg
+from keras_googlenet import pipeline
+from keras_googlenet.layers import Preprocessing
+from keras_googlenet.model import includes_preprocessing
+
+# Typed in from the sources, not read from the package: Caffe's
+# bvlc_googlenet train_val.prototxt (BGR mean 104, 117, 123) and TF-slim's
+# inception_preprocessing ([-1, 1]).
+PIXEL = np.array([10.0, 20.0, 30.0], dtype="float32")  # R, G, B
+EXPECTED = {"paper": [30 - 104, 20 - 117, 10 - 123], "bn": [10 / 127.5 - 1, 20 / 127.5 - 1, 30 / 127.5 - 1]}
+
+
+@pytest.mark.parametrize("variant", ["paper", "bn"])
+def test_every_scaling_path_gives_the_published_numbers(variant):
+    import tensorflow as tf
+
+    x = np.broadcast_to(PIXEL, (2, 3, 3, 3)).copy()
+    expected = np.broadcast_to(np.float32(EXPECTED[variant]), x.shape)
+    np.testing.assert_allclose(kg.preprocess_input(x, variant=variant), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(kg.preprocess_input(tf.constant(x), variant=variant)), expected, rtol=1e-6)
+    np.testing.assert_allclose(pipeline.preprocess(tf.constant(x), variant).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(Preprocessing(variant)(x)), expected, rtol=1e-6)
+    np.testing.assert_array_equal(x, np.broadcast_to(PIXEL, x.shape))  # the caller's array is untouched
+
+
+def test_preprocess_input_takes_uint8_pixels_as_they_come_from_an_image_file():
+    pixels = np.array([[[[10, 20, 30]]]], dtype=np.uint8)
+    np.testing.assert_allclose(kg.preprocess_input(pixels)[0, 0, 0], EXPECTED["paper"])
+
+
+def test_preprocess_input_refuses_channels_first():
+    with pytest.raises(ValueError, match=r"Received: data_format='channels_first'"):
+        kg.preprocess_input(np.zeros((1, 3, 2, 2)), data_format="channels_first")
+
+
+@pytest.mark.parametrize("variant", ["paper", "bn"])
+def test_a_model_with_preprocessing_on_raw_pixels_equals_one_without_on_preprocessed(variant):
+    shape = (96, 96, 3)
+    plain = kg.GoogLeNet(variant=variant, input_shape=shape, classes=7, aux_heads=False, classifier_activation=None)
+    raw = kg.GoogLeNet(variant=variant, input_shape=shape, classes=7, aux_heads=False, classifier_activation=None,
+                       include_preprocessing=True)
+    raw.set_weights(plain.get_weights())  # Preprocessing has no weights: same order
+    pixels = np.random.default_rng(0).integers(0, 256, (2, *shape)).astype("float32")
+    np.testing.assert_allclose(
+        raw.predict(pixels, verbose=0), plain.predict(kg.preprocess_input(pixels, variant=variant), verbose=0), atol=1e-4
+    )
+    assert includes_preprocessing(raw) and not includes_preprocessing(plain)
+
+
+def test_preprocessing_layer_round_trips_through_a_keras_file(tmp_path):
+    import keras
+
+    model = kg.GoogLeNet(variant="bn", input_shape=(96, 96, 3), classes=3, aux_heads=False, include_preprocessing=True)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_layer("preprocessing").variant == "bn"
+    x = np.random.default_rng(1).uniform(0, 255, (1, 96, 96, 3)).astype("float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_include_preprocessing_must_be_a_bool():
+    with pytest.raises(ValueError, match=r"Received: include_preprocessing='yes'"):
+        kg.GoogLeNet(include_preprocessing="yes")
+
+
+def test_pipeline_without_a_variant_keeps_raw_pixels():
+    import tensorflow as tf
+
+    x = tf.constant(np.broadcast_to(PIXEL, (1, 2, 2, 3)))
+    np.testing.assert_array_equal(pipeline.preprocess(x, None).numpy(), x.numpy())
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_preprocessing_gives_the_same_numbers_on_the_other_backends(backend):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        f"""
+        import numpy as np, keras, keras_googlenet as kg
+        from keras_googlenet.layers import Preprocessing
+        assert keras.backend.backend() == {backend!r}
+        x = np.broadcast_to(np.float32([10, 20, 30]), (1, 2, 2, 3)).copy()
+        for variant, expected in {EXPECTED!r}.items():
+            by_layer = keras.ops.convert_to_numpy(Preprocessing(variant)(keras.ops.convert_to_tensor(x)))
+            by_function = keras.ops.convert_to_numpy(kg.preprocess_input(keras.ops.convert_to_tensor(x), variant=variant))
+            for got in (by_layer, by_function):
+                assert np.allclose(got, np.broadcast_to(np.float32(expected), x.shape), rtol=1e-6), (variant, got)
+        print("ok")
+        """
+    )
+    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ok" in result.stdout
