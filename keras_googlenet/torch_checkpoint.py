@@ -275,9 +275,9 @@ class _BoundedReader:
     """A file for the unpickler that refuses to hand one pickle more than `_MAX_PICKLE_BYTES`.
 
     The legacy format's pickles are not length-prefixed; without a bound, a
-    pickle of millions of one-byte opcodes builds millions of objects. There is
-    no ``peek``, so the unpickler reads exactly the pickle and leaves the file
-    at the next one.
+    pickle of millions of one-byte opcodes builds millions of objects. The C
+    unpickler reads ahead through ``peek`` and then ``read``s only what it
+    consumed, leaving the file at the next pickle; the budget counts the reads.
     """
 
     def __init__(self, file):
@@ -291,6 +291,9 @@ class _BoundedReader:
 
     def read(self, size=-1):
         return self._take(self.file.read(min(size, self.left + 1) if size >= 0 else self.left + 1))
+
+    def peek(self, size=0):
+        return self.file.peek(size)[: self.left + 1]
 
     def readline(self):
         return self._take(self.file.readline(self.left + 1))
