@@ -61,18 +61,19 @@ _STORAGE_DTYPES = {
 # torchvision's GoogLeNet with both aux heads has 364 tensors and 13,020,019
 # elements in all; its largest tensor is aux1.fc1.weight, 1024 x 2048 =
 # 2,097,152 elements (fc.weight is 1000 x 1024), the longest name 44 characters,
-# and data.pkl is 52 KB. The bounds leave room for more classes and wider
-# heads while keeping the worst case at a few hundred MB, not gigabytes.
+# and data.pkl is 52 KB (torch 2.13). The bounds leave room for more classes
+# and wider heads; at worst the storages read and the tensors copied from them
+# take 2 x 256 MiB (float64), where a crafted file could ask for gigabytes.
 _MAX_TENSORS = 1024  # also the most storages
 _MAX_DIMS = 8  # conv kernels have 4
 _MAX_TENSOR_ELEMENTS = 2**24  # 16,777,216: 8x the largest tensor
-_MAX_TOTAL_ELEMENTS = 2**25  # 33,554,432: 2.6x the network, 256 MiB even as float64
+_MAX_TOTAL_ELEMENTS = 2**25  # 33,554,432: 2.6x the network, in storages and in tensors
 _MAX_PICKLE_BYTES = 2**20  # 20x GoogLeNet's data.pkl; a pickle's objects grow with its length
 _MAX_NAME_LENGTH = 256
 # torch names storages by a decimal counter (zip) or object id (legacy).
 _STORAGE_KEY = re.compile(r"[0-9A-Za-z_]{1,64}")
-# torch.save stores records uncompressed. A re-zipped checkpoint of trained
-# weights deflates by ~1.1x; deflate reaches 1032:1 on zeros. Small records
+# torch.save stores records uncompressed, and float weights barely deflate if
+# a checkpoint is re-zipped; deflate reaches 1032:1 on zeros. Small records
 # (zero-initialised biases) may compress well, so only large ones are checked.
 _MAX_INFLATION = 100
 _INFLATION_CHECKED_FROM = 2**20  # bytes
@@ -348,7 +349,7 @@ def _read_zip(path):
     with zipfile.ZipFile(path) as archive:
         pickles = [name for name in archive.namelist() if name.endswith("/data.pkl") and name.count("/") == 1]
         if len(pickles) != 1:
-            raise _CorruptError("the zip archive has no <archive>/data.pkl record")
+            raise _CorruptError("the zip archive does not hold exactly one <archive>/data.pkl record")
         info = archive.getinfo(pickles[0])
         if info.file_size > _MAX_PICKLE_BYTES:
             raise _CorruptError(f"{info.filename} declares {info.file_size} bytes, more than {_MAX_PICKLE_BYTES}")
@@ -369,7 +370,9 @@ def _storage_record(archive, name, storage):
     info = archive.getinfo(name)
     itemsize = storage.storage_type.dtype.itemsize
     if info.file_size != storage.nbytes:
-        raise _CorruptError(f"storage {storage.key!r} holds {info.file_size} bytes, expected {storage.numel} x {itemsize}")
+        raise _CorruptError(
+            f"storage {storage.key!r} holds {info.file_size} bytes, expected {storage.numel} x {itemsize}"
+        )
     # zipfile stops inflating at file_size, so with file_size bounded the
     # record cannot inflate further; the ratio catches a bomb within the bound.
     if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:

@@ -358,11 +358,13 @@ def malformed_files():
     """name -> (the file's bytes or a writer of it, a regular expression for the reason given)."""
     tensor = op_tensor((2,), (1,), 2)
     many = [(f"t{i}", op_tensor((1,), (1,), 1, key=str(i))) for i in range(1025)]
-    legacy_header = b"".join(pickle.dumps(x, protocol=2) for x in (LEGACY_MAGIC, LEGACY_PROTOCOL, {"little_endian": True}))
+    header = (LEGACY_MAGIC, LEGACY_PROTOCOL, {"little_endian": True})
+    legacy_header = b"".join(pickle.dumps(x, protocol=2) for x in header)
     return {
         "empty": (b"", "Ran out of input"),
-        "three bytes": (b"PK\x03", ""),
-        "a zip without data.pkl": (lambda p: write_zip(p, {"archive/other": stored(b"x")}), "no <archive>/data.pkl"),
+        "three bytes": (b"PK\x03", "pickle data was truncated"),
+        "a zip without data.pkl": (lambda p: write_zip(p, {"archive/other": stored(b"x")}),
+                                   "exactly one <archive>/data.pkl"),
         "a corrupt deflate record": (lambda p: zip_checkpoint(p, state_pickle(("w", tensor)), {
             "0": (zipfile.ZIP_DEFLATED, b"\xff" * 8, 0, 8)}), "Error -3"),
         "an unknown compression method": (lambda p: zip_checkpoint(p, state_pickle(("w", tensor)), {
