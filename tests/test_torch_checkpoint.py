@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from conftest import needs_torch
-from keras_googlenet.torch_checkpoint import load_state_dict
+from keras_googlenet.weights.torch_checkpoint import load_state_dict
 
 FORMATS = {"zip": True, "legacy": False}  # torch.save's _use_new_zipfile_serialization
 
@@ -74,7 +74,7 @@ def test_reader_needs_no_torch(tmp_path):
         torch.save({"w": torch.arange(6.0).reshape(2, 3)}, paths[-1], _use_new_zipfile_serialization=zipped)
     script = (
         "import sys\n"
-        "from keras_googlenet.torch_checkpoint import load_state_dict\n"
+        "from keras_googlenet.weights.torch_checkpoint import load_state_dict\n"
         f"sums = [float(load_state_dict(p)['w'].sum()) for p in {paths!r}]\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "print(sums)\n"
