@@ -244,8 +244,6 @@ def _validate_arguments(
             "The `weights` argument must be None, 'imagenet' or the path to a weights file "
             f"(.weights.h5, Caffe's .caffemodel or torchvision's .pth). Received: weights={weights!r}"
         )
-    if (_is_weights_path(weights) or _weights_file_format(weights)) and not os.path.isfile(weights):
-        raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
     if variant is None:
         variant = "paper"  # always, with or without weights: the package's network
     if variant not in architecture.VARIANTS:
@@ -262,6 +260,8 @@ def _validate_arguments(
             f"A .{file_format} file holds variant={fits!r} weights; pass variant={fits!r}"
             f"{' (or None)' if fits == 'paper' else ''}. Received: variant={variant!r}"
         )
+    if (_is_weights_path(weights) or file_format) and not os.path.isfile(weights):
+        raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
     if pooling not in _POOLINGS:
         raise ValueError(
             f"The `pooling` argument must be None, 'avg' or 'max'. Received: pooling={pooling!r}"

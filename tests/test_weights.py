@@ -87,7 +87,7 @@ def test_pth_weights_keep_the_pretrained_input_checks(tmp_path):
 
 def test_missing_pth_is_refused_before_building():
     with pytest.raises(ValueError, match=r"does not exist\. Received: weights='/nowhere/googlenet\.pth'"):
-        kg.GoogLeNet(weights="/nowhere/googlenet.pth")
+        kg.GoogLeNet(weights="/nowhere/googlenet.pth", variant="bn")
 
 
 # --- Against PyTorch: torchvision's semantics, random weights ------------------------------------
