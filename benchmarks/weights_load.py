@@ -12,6 +12,7 @@ torchvision's layout) and is needed for that row only.
 """
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -74,6 +75,7 @@ def measure_case(case, path, repeats=3):
     tracemalloc.start()
     times = []
     for _ in range(repeats):
+        gc.collect()  # the previous repeat's reference cycles would count in this one's peak
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
