@@ -386,7 +386,7 @@ def test_three_heads_match_opencv_at_224_px_from_a_v1_file(peaked_model, photo_p
 
 @needs_opencv
 @pytest.mark.slow
-@pytest.mark.parametrize("size", [160, 193])
+@pytest.mark.parametrize("size", [224, 160, 193])
 def test_backbone_matches_opencv_at_other_sizes_from_a_v2_file(peaked_model, photo_paths, tmp_path, size):
     # 193 px: maps of 97, 48, 24, 12 and 6 (pool2, pool3 and pool4 round 22.5,
     # 10.5 and 4.5 up); 160 px: 80, 40, 20, 10, 5. Caffe's max pools round
