@@ -123,65 +123,78 @@ def random_bvlc_weights(seed=0, classifier_scale=1.0):
     return weights
 
 
+class _Prototxt:
+    """Prototxt text, one layer per line; weighted layers take their shapes from `bvlc_layers`."""
+
+    def __init__(self, input_size):
+        self.rows = {name: (shape, bottom) for name, _, shape, bottom in bvlc_layers()}
+        self.lines = [f'name: "GoogleNet"\nlayer {{ name: "data" type: "Input" top: "data" '
+                      f"input_param {{ shape {{ dim: 1 dim: 3 dim: {input_size} dim: {input_size} }} }} }}"]
+
+    def add(self, name, kind, bottoms, params="", top=None):
+        bottom = " ".join(f'bottom: "{b}"' for b in bottoms)
+        self.lines.append(f'layer {{ name: "{name}" type: "{kind}" {bottom} top: "{top or name}" {params} }}')
+
+    def conv(self, name):
+        (filters, _, kernel, _), bottom = self.rows[name]
+        stride = 2 if name == "conv1/7x7_s2" else 1
+        self.add(name, "Convolution", [bottom], f"convolution_param {{ num_output: {filters} kernel_size: {kernel} "
+                 f"pad: {kernel // 2} stride: {stride} }}")
+        self.add(f"{name}/relu", "ReLU", [name], top=name)
+
+    def pool(self, name, bottom, method, kernel, stride, pad=0):
+        self.add(name, "Pooling", [bottom], f"pooling_param {{ pool: {method} kernel_size: {kernel} stride: {stride} pad: {pad} }}")
+
+    def lrn(self, name, bottom):
+        self.add(name, "LRN", [bottom], "lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }")
+
+    def dense(self, name, relu=False, dropout=None):
+        (units, _), bottom = self.rows[name]
+        self.add(name, "InnerProduct", [bottom], f"inner_product_param {{ num_output: {units} }}")
+        if relu:
+            self.add(f"{name}/relu", "ReLU", [name], top=name)
+        if dropout:
+            self.add(f"{name}/drop", "Dropout", [name], f"dropout_param {{ dropout_ratio: {dropout} }}", top=name)
+
+    def classifier(self, loss, bottom, pool, dropout):
+        """An auxiliary head (loss1, loss2) or the main one (loss3) and its softmax."""
+        if loss == "loss3":
+            self.pool("pool5/7x7_s1", bottom, "AVE", 7, 1)
+            self.add("pool5/drop_7x7_s1", "Dropout", ["pool5/7x7_s1"], f"dropout_param {{ dropout_ratio: {dropout} }}",
+                     top="pool5/7x7_s1")
+            self.dense("loss3/classifier")
+            self.add("prob", "Softmax", ["loss3/classifier"])
+            return
+        self.pool(f"{loss}/ave_pool", bottom, "AVE", *pool)
+        self.conv(f"{loss}/conv")
+        self.dense(f"{loss}/fc", relu=True, dropout=dropout)
+        self.dense(f"{loss}/classifier")
+        self.add(f"{loss}/prob", "Softmax", [f"{loss}/classifier"])
+
+
 def prototxt(input_size, heads=True):
     """bvlc_googlenet's deploy network as prototxt text (V2), with three softmax heads or none."""
-    rows = {name: (shape, bottom) for name, _, shape, bottom in bvlc_layers()}
-    text = [f'name: "GoogleNet"\nlayer {{ name: "data" type: "Input" top: "data" '
-            f"input_param {{ shape {{ dim: 1 dim: 3 dim: {input_size} dim: {input_size} }} }} }}"]
-
-    def add(name, kind, bottoms, params="", top=None):
-        bottom = " ".join(f'bottom: "{b}"' for b in bottoms)
-        text.append(f'layer {{ name: "{name}" type: "{kind}" {bottom} top: "{top or name}" {params} }}')
-
-    def conv(name):
-        (filters, _, kernel, _), bottom = rows[name]
-        add(name, "Convolution", [bottom], f"convolution_param {{ num_output: {filters} kernel_size: {kernel} "
-            f"pad: {kernel // 2} stride: {2 if name == 'conv1/7x7_s2' else 1} }}")
-        add(f"{name}/relu", "ReLU", [name], top=name)
-
-    def pool(name, bottom, method, kernel, stride, pad=0):
-        add(name, "Pooling", [bottom], f"pooling_param {{ pool: {method} kernel_size: {kernel} stride: {stride} pad: {pad} }}")
-
-    def lrn(name, bottom):
-        add(name, "LRN", [bottom], "lrn_param { local_size: 5 alpha: 0.0001 beta: 0.75 }")
-
-    def dense(name, relu=False, dropout=None):
-        (units, _), bottom = rows[name]
-        add(name, "InnerProduct", [bottom], f"inner_product_param {{ num_output: {units} }}")
-        if relu:
-            add(f"{name}/relu", "ReLU", [name], top=name)
-        if dropout:
-            add(f"{name}/drop", "Dropout", [name], f"dropout_param {{ dropout_ratio: {dropout} }}", top=name)
-
-    conv("conv1/7x7_s2")
-    pool("pool1/3x3_s2", "conv1/7x7_s2", "MAX", 3, 2)
-    lrn("pool1/norm1", "pool1/3x3_s2")
-    conv("conv2/3x3_reduce")
-    conv("conv2/3x3")
-    lrn("conv2/norm2", "conv2/3x3")
-    pool("pool2/3x3_s2", "conv2/norm2", "MAX", 3, 2)
+    net = _Prototxt(input_size)
+    net.conv("conv1/7x7_s2")
+    net.pool("pool1/3x3_s2", "conv1/7x7_s2", "MAX", 3, 2)
+    net.lrn("pool1/norm1", "pool1/3x3_s2")
+    net.conv("conv2/3x3_reduce")
+    net.conv("conv2/3x3")
+    net.lrn("conv2/norm2", "conv2/3x3")
+    net.pool("pool2/3x3_s2", "conv2/norm2", "MAX", 3, 2)
     for block in architecture.INCEPTION_BLOCKS:
         p = f"inception_{block.name}/"
-        pool(p + "pool", rows[p + "1x1"][1], "MAX", 3, 1, pad=1)
+        net.pool(p + "pool", net.rows[p + "1x1"][1], "MAX", 3, 1, pad=1)
         for branch in ("1x1", "3x3_reduce", "3x3", "5x5_reduce", "5x5", "pool_proj"):
-            conv(p + branch)
-        add(p + "output", "Concat", [p + "1x1", p + "3x3", p + "5x5", p + "pool_proj"])
+            net.conv(p + branch)
+        net.add(p + "output", "Concat", [p + "1x1", p + "3x3", p + "5x5", p + "pool_proj"])
         if block.name in ("3b", "4e"):
-            stage = "pool3" if block.name == "3b" else "pool4"
-            pool(f"{stage}/3x3_s2", p + "output", "MAX", 3, 2)
+            net.pool(f"{'pool3' if block.name == '3b' else 'pool4'}/3x3_s2", p + "output", "MAX", 3, 2)
         if heads and block.name in ("4a", "4d"):
-            loss = "loss1" if block.name == "4a" else "loss2"
-            pool(f"{loss}/ave_pool", p + "output", "AVE", 5, 3)
-            conv(f"{loss}/conv")
-            dense(f"{loss}/fc", relu=True, dropout=0.7)
-            dense(f"{loss}/classifier")
-            add(f"{loss}/prob", "Softmax", [f"{loss}/classifier"])
+            net.classifier("loss1" if block.name == "4a" else "loss2", p + "output", pool=(5, 3), dropout=0.7)
     if heads:
-        pool("pool5/7x7_s1", "inception_5b/output", "AVE", 7, 1)
-        add("pool5/drop_7x7_s1", "Dropout", ["pool5/7x7_s1"], "dropout_param { dropout_ratio: 0.4 }", top="pool5/7x7_s1")
-        dense("loss3/classifier")
-        add("prob", "Softmax", ["loss3/classifier"])
-    return "\n".join(text) + "\n"
+        net.classifier("loss3", "inception_5b/output", pool=None, dropout=0.4)
+    return "\n".join(net.lines) + "\n"
 
 
 # Run in a subprocess: importing cv2 after TensorFlow has crashed the process.
