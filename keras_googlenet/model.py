@@ -251,17 +251,7 @@ def _validate_arguments(
             f"The `variant` argument must be one of {sorted(architecture.VARIANTS)}. "
             f"Received: variant={variant!r}"
         )
-    file_format = _weights_file_format(weights)
-    if file_format and variant != pretrained_weights.FORMAT_VARIANTS[file_format]:
-        # Caffe's weights are the paper's network (biases, LRN, 5x5);
-        # torchvision's are TF-slim's batch-norm one (a 3x3 "5x5" branch).
-        fits = pretrained_weights.FORMAT_VARIANTS[file_format]
-        raise ValueError(
-            f"A .{file_format} file holds variant={fits!r} weights; pass variant={fits!r}"
-            f"{' (or None)' if fits == 'paper' else ''}. Received: variant={variant!r}"
-        )
-    if (_is_weights_path(weights) or file_format) and not os.path.isfile(weights):
-        raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
+    _validate_weights_file(weights, variant)
     if pooling not in _POOLINGS:
         raise ValueError(
             f"The `pooling` argument must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
@@ -289,6 +279,21 @@ def _validate_arguments(
             f"image_data_format={keras.backend.image_data_format()!r}"
         )
     return variant
+
+
+def _validate_weights_file(weights, variant):
+    """A .caffemodel or .pth must fit the variant, and any weights file must exist."""
+    file_format = _weights_file_format(weights)
+    if file_format and variant != pretrained_weights.FORMAT_VARIANTS[file_format]:
+        # Caffe's weights are the paper's network (biases, LRN, 5x5);
+        # torchvision's are TF-slim's batch-norm one (a 3x3 "5x5" branch).
+        fits = pretrained_weights.FORMAT_VARIANTS[file_format]
+        raise ValueError(
+            f"A .{file_format} file holds variant={fits!r} weights; pass variant={fits!r}"
+            f"{' (or None)' if fits == 'paper' else ''}. Received: variant={variant!r}"
+        )
+    if (_is_weights_path(weights) or file_format) and not os.path.isfile(weights):
+        raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
 
 
 def _resolve_input_shape(input_shape, input_tensor):
