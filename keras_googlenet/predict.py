@@ -370,7 +370,10 @@ def _predict_batch(predictor, paths, top):
     if pixels:
         probabilities = predictor(prepare_images(pixels, predictor.info.image_size, predictor.info.variant))
         rows = iter(top_k(probabilities, predictor.info, k=min(top, probabilities.shape[-1])))
-    return [Prediction(str(path), None, error) if error else Prediction(str(path), next(rows)) for path, error in zip(paths, errors)]
+    return [
+        Prediction(str(path), None, error) if error else Prediction(str(path), next(rows))
+        for path, error in zip(paths, errors)
+    ]
 
 
 def predict(model, images, top=5, labels=None, batch_size=BATCH_SIZE):

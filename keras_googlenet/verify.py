@@ -132,7 +132,9 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
     """
     exports = find_exports(exports) if isinstance(exports, (str, os.PathLike)) else dict(exports)
     if isinstance(images, str) and images == DEFAULT_IMAGES and not os.path.isdir(images):
-        raise FileNotFoundError(f"The package's sample photos are not installed: pass `images` (--images). Received: images={images!r}")
+        raise FileNotFoundError(
+            f"The package's sample photos are not installed: pass `images` (--images). Received: images={images!r}"
+        )
     sets = {"float": images, "int8": images if int8_images is None else int8_images}
     # One runtime at a time, the images read afresh for each, one batch at a
     # time: only the reference probabilities are kept. Holding every

@@ -149,7 +149,11 @@ def test_iter_predictions_reads_only_the_first_batch_before_the_first_result(gre
 
 def test_print_predictions_prints_each_batch_before_decoding_the_next(grey_images, recorded):
     loads_when_printed = []
-    predict.print_predictions("model.keras", grey_images, top=1, batch_size=3, print_fn=lambda line: loads_when_printed.append(recorded["loads"]))
+
+    def record(line):
+        loads_when_printed.append(recorded["loads"])
+
+    predict.print_predictions("model.keras", grey_images, top=1, batch_size=3, print_fn=record)
     assert loads_when_printed == [3] * 6 + [6] * 6 + [7] * 2  # two lines per image
 
 
