@@ -18,7 +18,7 @@ import time
 
 from benchmarks import common
 
-PARTS = ("inference", "training", "pipeline", "scaling")
+PARTS = ("inference", "training", "pipeline", "scaling", "weights")
 
 
 def run(parts=PARTS, quick=False, image_size=224, batch=32, variant="bn", pipeline_images=None):
@@ -59,6 +59,10 @@ def run(parts=PARTS, quick=False, image_size=224, batch=32, variant="bn", pipeli
             images = pipeline_images or (128 if quick else 512)
             result = common.run_part(part, pipeline.run, image_size=image_size, batch=batch, images=images,
                                      consumption_images_per_s=consumption, variant=variant, **settings)
+        elif part == "weights":
+            from benchmarks import weights_load
+
+            result = common.run_part(part, weights_load.run, repeats=1 if quick else 3)
         else:
             from benchmarks import scaling
 

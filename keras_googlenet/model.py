@@ -53,14 +53,18 @@ def GoogLeNet(
     Args:
         include_top: whether to include the classifier heads. Defaults to
             ``True``.
-        weights: ``None`` (random initialisation, the default), ``"imagenet"``
-            (torchvision's ImageNet weights, downloaded once, converted and
-            cached under ``~/.keras/models``: see `keras_googlenet.weights`),
-            the path to a PyTorch checkpoint of torchvision's ``googlenet``
-            (``.pth``, read without PyTorch), or the path to a Keras weights
-            file (``.weights.h5``) of the same architecture. Pretrained weights
-            (``"imagenet"``, ``.pth``) need the ``"bn"`` variant; their
-            auxiliary heads are freshly initialised.
+        weights: ``None`` (random initialisation, the default),
+            ``"imagenet"`` (downloaded once with a sha256 check, converted and
+            cached under ``~/.keras/models``, offline afterwards: see
+            `keras_googlenet.weights`), the path to Caffe's
+            ``bvlc_googlenet.caffemodel`` (variant ``"paper"``), the path to
+            torchvision's ``googlenet`` ``.pth`` (variant ``"bn"``; both read
+            without Caffe or PyTorch), or the path to a Keras weights file
+            (``.weights.h5``) of the same architecture. ``"imagenet"`` is
+            Caffe's BVLC GoogLeNet for ``"paper"``, with all three heads
+            trained (68.7% top-1), and torchvision's weights for ``"bn"``
+            (69.8% top-1), whose auxiliary heads are untrained: they are
+            freshly initialised, with a warning.
         input_tensor: optional Keras tensor (the output of `keras.Input()`) to
             use as the image input of the model.
         input_shape: optional shape tuple, ``(224, 224, 3)`` by default. Inputs
@@ -79,8 +83,9 @@ def GoogLeNet(
             ``include_top=True``. Defaults to ``True``.
         variant: ``"paper"`` (the 2014 network: biases, LRN, 5x5 branch) or
             ``"bn"`` (Inception v1 with batch norm, as torchvision and TF-slim,
-            whose ImageNet weights exist). ``None`` picks ``"bn"`` for
-            pretrained weights and ``"paper"`` otherwise.
+            whose ImageNet weights exist). ``None`` always means ``"paper"``,
+            as `preprocess_input`'s default: ``weights="imagenet"`` then gives
+            BVLC's weights with trained auxiliary heads.
         include_preprocessing: whether the model scales its input itself
             (a `Preprocessing` layer first): it then takes raw RGB pixels in
             [0, 255], as keras.applications' EfficientNetV2 or ConvNeXt do,
@@ -237,24 +242,16 @@ def _validate_arguments(
     if not (weights is None or pretrained or _is_weights_path(weights)):
         raise ValueError(
             "The `weights` argument must be None, 'imagenet' or the path to a weights file "
-            f"(.weights.h5, or torchvision's .pth). Received: weights={weights!r}"
+            f"(.weights.h5, Caffe's .caffemodel or torchvision's .pth). Received: weights={weights!r}"
         )
-    if (_is_weights_path(weights) or _is_torch_checkpoint(weights)) and not os.path.isfile(weights):
-        raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
     if variant is None:
-        variant = "bn" if pretrained else "paper"
-    if pretrained and variant != "bn":
-        # The published weights are TF-slim's batch-norm Inception v1: no
-        # biases, a 3x3 "5x5" branch, a 2x2 pool after 4e.
-        raise ValueError(
-            f"Pretrained weights ({weights!r}) fit variant='bn' only (or None, which picks it). "
-            f"Received: variant={variant!r}"
-        )
+        variant = "paper"  # always, with or without weights: the package's network
     if variant not in architecture.VARIANTS:
         raise ValueError(
             f"The `variant` argument must be one of {sorted(architecture.VARIANTS)}. "
             f"Received: variant={variant!r}"
         )
+    _validate_weights_file(weights, variant)
     if pooling not in _POOLINGS:
         raise ValueError(
             f"The `pooling` argument must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
@@ -282,6 +279,21 @@ def _validate_arguments(
             f"image_data_format={keras.backend.image_data_format()!r}"
         )
     return variant
+
+
+def _validate_weights_file(weights, variant):
+    """A .caffemodel or .pth must fit the variant, and any weights file must exist."""
+    file_format = _weights_file_format(weights)
+    if file_format and variant != pretrained_weights.FORMAT_VARIANTS[file_format]:
+        # Caffe's weights are the paper's network (biases, LRN, 5x5);
+        # torchvision's are TF-slim's batch-norm one (a 3x3 "5x5" branch).
+        fits = pretrained_weights.FORMAT_VARIANTS[file_format]
+        raise ValueError(
+            f"A .{file_format} file holds variant={fits!r} weights; pass variant={fits!r}"
+            f"{' (or None)' if fits == 'paper' else ''}. Received: variant={variant!r}"
+        )
+    if (_is_weights_path(weights) or file_format) and not os.path.isfile(weights):
+        raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
 
 
 def _resolve_input_shape(input_shape, input_tensor):
@@ -339,12 +351,18 @@ def _is_weights_path(weights):
 
 
 def _is_pretrained(weights):
-    """Published weights by name ("imagenet") or a torchvision checkpoint: the keras.applications rules apply."""
-    return (isinstance(weights, str) and weights in pretrained_weights.PRETRAINED_WEIGHTS) or _is_torch_checkpoint(weights)
+    """Published weights by name ("imagenet"), a .caffemodel or a .pth: the keras.applications rules apply."""
+    return (isinstance(weights, str) and weights in pretrained_weights.PRETRAINED_NAMES) or bool(
+        _weights_file_format(weights)
+    )
 
 
-def _is_torch_checkpoint(weights):
-    return isinstance(weights, (str, os.PathLike)) and str(weights).endswith((".pth", ".pt"))
+def _weights_file_format(weights):
+    """"caffemodel" or "pth" for a path to such a file by its extension, else None."""
+    if not isinstance(weights, (str, os.PathLike)):
+        return None
+    path = str(weights)
+    return "caffemodel" if path.endswith(".caffemodel") else "pth" if path.endswith((".pth", ".pt")) else None
 
 
 def _is_tensor(value):
@@ -355,9 +373,10 @@ def _load_weights(model, weights):
     if _is_weights_path(weights):
         model.load_weights(weights)
         return
-    # "imagenet" or a .pth: set by layer name, so that include_top=False takes
-    # the backbone only and the auxiliary heads stay fresh.
-    pretrained_weights.assign_weights(model, pretrained_weights.pretrained_layer_weights(os.fspath(weights)))
+    # "imagenet", a .caffemodel or a .pth: set by layer name, so that
+    # include_top=False takes the backbone only. The weights package builds
+    # its reference model with GoogLeNet, which it must not import.
+    pretrained_weights.load_pretrained(model, weights, model_variant(model), build_model=GoogLeNet)
 
 
 def head_parameter_counts(model):

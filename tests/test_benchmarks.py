@@ -124,3 +124,15 @@ def test_gpu_script_runs_keras_on_jax_without_tensorflow(monkeypatch):
     assert keras_row.get("available", True), keras_row
     assert keras_row["tensorflow_imported"] is False
     assert torch_row["ratio"] == 1.0
+
+
+def test_weights_load_is_a_part_and_its_saved_run_renders_every_case_and_goal():
+    from benchmarks import weights_load
+
+    assert "weights" in run.PARTS
+    report = json.loads((RESULTS / "weights_load_cpu.json").read_text())
+    text = common.markdown(report)
+    assert weights_load.TITLE in text
+    for case in ("caffemodel: parse", "caffemodel: first", "pth: parse", "pth: first", "weights.h5: cached"):
+        assert text.count(f"| {case} |") == 1, case
+    assert len(report["parts"][0]["goals"]) == 4

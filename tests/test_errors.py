@@ -21,7 +21,7 @@ import keras_googlenet as kg
         ({"classes": 0}, r"`classes` argument must be an int >= 1\. Received: classes=0"),
         ({"weights": "imagenet", "classes": 10}, r"`classes` must be 1000.* Received: classes=10"),
         ({"weights": "imagenet", "classifier_activation": "sigmoid"}, r"must be 'softmax' or None\. Received: classifier_activation='sigmoid'"),
-        ({"weights": "imagenet", "variant": "paper"}, r"variant='bn'.* Received: variant='paper'"),
+        ({"weights": "/nowhere/bvlc_googlenet.caffemodel", "variant": "bn"}, r"A \.caffemodel file holds variant='paper' weights.* Received: variant='bn'"),
         ({"input_shape": (None, None, 3)}, r"auxiliary heads need a fixed input size.* Received: input_shape=\(None, None, 3\)"),
     ],
 )

@@ -1,5 +1,8 @@
 """predict: the same answer from every format, class names from the export, one-line errors."""
 
+import io
+
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -67,14 +70,6 @@ def test_labels_argument_overrides_the_stored_names(tmp_path, digits_checkpoint,
     assert top[0][0] == f"class {label}"
 
 
-@pytest.mark.slow
-def test_an_image_path_that_is_not_an_image_is_named(tmp_path, digits_checkpoint):
-    text = tmp_path / "notes.jpg"
-    text.write_text("not a photo")
-    with pytest.raises(ValueError, match=f"not a readable image \\(UnidentifiedImageError\\)\\. Received: image='{text}'"):
-        predict.predict(digits_checkpoint, [text])
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -96,3 +91,126 @@ def test_tflite_without_its_metadata_sidecar_is_rejected(tmp_path):
     lonely.write_bytes(b"\0" * 16)
     with pytest.raises(FileNotFoundError, match=f"needs the metadata.json written beside it by export. Received: model='{lonely}'"):
         predict.load_predictor(lonely)
+
+
+# Streaming: a fake model whose probability of class "a" is the image's mean
+# brightness, so each result can be checked against the grey level of its file.
+LEVELS = (0, 40, 80, 120, 160, 200, 240)
+
+
+@pytest.fixture()
+def grey_images(tmp_path):
+    """Seven uniform grey PNGs, darkest first, named by their level."""
+    paths = []
+    for level in LEVELS:
+        paths.append(tmp_path / f"grey_{level:03d}.png")
+        Image.fromarray(np.full((40, 50, 3), level, np.uint8)).save(paths[-1])
+    return paths
+
+
+@pytest.fixture()
+def recorded(monkeypatch):
+    """Replaces the model with the brightness model and records what it and the image loader see."""
+    events = {"loads": 0, "batches": [], "loads_at_batch": []}
+    real_load = predict.images_lib.load_image
+
+    def load_image(path):
+        events["loads"] += 1
+        return real_load(path)
+
+    def run(batch):
+        events["batches"].append(len(batch))
+        events["loads_at_batch"].append(events["loads"])
+        bright = (batch.mean(axis=(1, 2, 3)) + 1) / 2  # "bn" scales pixels to [-1, 1]
+        return np.stack([bright, 1 - bright, np.zeros_like(bright)], axis=-1)
+
+    info = predict.ModelInfo("bn", 32, ("a", "b", "c"))
+    monkeypatch.setattr(predict.images_lib, "load_image", load_image)
+    monkeypatch.setattr(predict, "load_predictor", lambda model, labels=None: predict.Predictor(model, info, run, "fake"))
+    return events
+
+
+def test_predict_runs_the_images_in_batches_of_batch_size_in_order(grey_images, recorded):
+    rows = predict.predict("model.keras", grey_images, top=2, batch_size=3)
+    assert recorded["batches"] == [3, 3, 1]
+    assert recorded["loads_at_batch"] == [3, 6, 7]  # never more than one batch decoded ahead
+    for level, row in zip(LEVELS, rows):
+        brightest = ("a", level / 255) if level >= 128 else ("b", 1 - level / 255)
+        assert row[0][0] == brightest[0] and row[0][1] == pytest.approx(brightest[1], abs=1e-5)
+
+
+def test_iter_predictions_reads_only_the_first_batch_before_the_first_result(grey_images, recorded):
+    results = predict.iter_predictions("model.keras", grey_images, top=1, batch_size=2)
+    assert recorded["loads"] == 0
+    first = next(results)
+    assert recorded["loads"] == 2 and first.image == str(grey_images[0]) and first.classes[0][0] == "b"
+    assert [result.image for result in results] == [str(path) for path in grey_images[1:]]
+
+
+def test_print_predictions_prints_each_batch_before_decoding_the_next(grey_images, recorded):
+    loads_when_printed = []
+
+    def record(line):
+        loads_when_printed.append(recorded["loads"])
+
+    predict.print_predictions("model.keras", grey_images, top=1, batch_size=3, print_fn=record)
+    assert loads_when_printed == [3] * 6 + [6] * 6 + [7] * 2  # two lines per image
+
+
+@pytest.fixture()
+def with_unreadable(grey_images):
+    """The grey images with a text file named .jpg and a truncated JPEG between them."""
+    folder = grey_images[0].parent
+    broken, truncated = folder / "grey_050_broken.jpg", folder / "grey_100_truncated.jpg"
+    broken.write_text("not an image")
+    jpeg = io.BytesIO()
+    Image.fromarray(np.full((40, 50, 3), 100, np.uint8)).save(jpeg, "JPEG")
+    truncated.write_bytes(jpeg.getvalue()[:200])  # the header is valid; the pixels are cut off
+    return folder, broken, truncated
+
+
+def test_an_unreadable_image_is_named_in_a_warning_and_the_others_are_classified(with_unreadable, grey_images, recorded):
+    folder, broken, truncated = with_unreadable
+    with pytest.warns(predict.UnreadableImageWarning) as warned:
+        rows = predict.predict("model.keras", folder, top=3, batch_size=4)  # the folder, sorted: 040 broken 080 100-truncated ...
+    assert [str(w.message) for w in warned] == [
+        f"The file is not a readable image (UnidentifiedImageError). Received: image='{broken}'",
+        f"The file is not a readable image (OSError). Received: image='{truncated}'",
+    ]
+    assert len(rows) == len(LEVELS) + 2 and rows[2] is None and rows[4] is None
+    good = [row for row in rows if row is not None]
+    assert good == predict.predict("model.keras", grey_images, top=3, batch_size=4)
+
+
+def test_print_predictions_prints_an_error_line_for_an_unreadable_image_and_returns_it(with_unreadable, recorded, capsys):
+    folder, broken, truncated = with_unreadable
+    failed = predict.print_predictions("model.keras", folder, top=1)
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert failed == [str(broken), str(truncated)]
+    assert lines[4] == f"{broken}: error: The file is not a readable image (UnidentifiedImageError). Received: image='{broken}'"
+    assert lines[5] == f"{folder / 'grey_080.png'}:"
+    assert len(lines) == 2 * len(LEVELS) + 2
+    assert err.splitlines() == [
+        f"warning: The file is not a readable image (UnidentifiedImageError). Received: image='{broken}'",
+        f"warning: The file is not a readable image (OSError). Received: image='{truncated}'",
+    ]
+
+
+@pytest.mark.parametrize("name, value", [("top", 0), ("batch_size", 0), ("batch_size", 2.0), ("batch_size", True)])
+def test_top_and_batch_size_must_be_positive_ints(grey_images, recorded, name, value):
+    with pytest.raises(ValueError, match=f"must be an int >= 1. Received: {name}={value!r}"):
+        predict.iter_predictions("model.keras", grey_images, **{name: value})
+
+
+def test_streamed_predictions_equal_one_batch_of_all_photos(tmp_path, photo_paths):
+    model = kg.GoogLeNet(variant="bn", input_shape=(96, 96, 3), aux_heads=False, classes=10)
+    model.save(tmp_path / "ten.keras")
+    streamed = predict.predict(tmp_path / "ten.keras", photo_paths, top=10, batch_size=4)  # batches of 4 and 2
+
+    # The whole folder as one batch, ranked here.
+    probabilities = model.predict(predict.prepare_images(photo_paths, 96, "bn"), verbose=0)
+    assert len(streamed) == len(photo_paths)
+    for row, expected in zip(streamed, probabilities):
+        assert [name for name, _ in row] == [str(i) for i in np.argsort(-expected, kind="stable")]
+        np.testing.assert_allclose([score for _, score in row], np.sort(expected)[::-1], atol=1e-6)

@@ -1,10 +1,15 @@
 """Every export, run in its own runtime, meets its parity threshold against Keras."""
 
+import gc
 import json
+import pathlib
+import weakref
 
+import numpy as np
 import pytest
 
-from keras_googlenet import verify
+import keras_googlenet
+from keras_googlenet import predict, verify
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +65,69 @@ def test_a_missed_threshold_fails_with_one_line_naming_the_export(digits_checkpo
 def test_export_folder_without_exports_is_rejected(tmp_path):
     with pytest.raises(ValueError, match=f"holds no SavedModel, .tflite or .onnx export. Received: exports='{tmp_path}'"):
         verify.find_exports(tmp_path)
+
+
+# Streaming: fake runtimes that score an image by its mean brightness; each
+# export is a file named for its case: "same" copies the reference, "flip" reverses its classes.
+@pytest.fixture()
+def fake_runtimes(monkeypatch, tmp_path):
+    seen = {"batches": [], "alive_at_load": []}
+    loaded = []
+
+    def load_predictor(path, labels=None):
+        gc.collect()
+        seen["alive_at_load"].append(sum(ref() is not None for ref in loaded))
+
+        def run(batch):
+            seen["batches"].append((pathlib.Path(path).stem, len(batch)))
+            bright = (batch.mean(axis=(1, 2, 3)) + 1) / 2
+            probabilities = np.stack([0.1 + 0.8 * bright, 0.9 - 0.8 * bright], axis=-1)
+            return probabilities[:, ::-1] if pathlib.Path(path).stem == "flip" else probabilities
+
+        predictor = predict.Predictor(path, predict.ModelInfo("bn", 16, ("dark", "bright")), run, "fake")
+        loaded.append(weakref.ref(predictor))
+        return predictor
+
+    monkeypatch.setattr(predict, "load_predictor", load_predictor)
+    for name in ("same", "flip"):
+        (tmp_path / name).write_bytes(b"model")
+        seen[name] = str(tmp_path / name)
+    return seen
+
+
+def _greys(count):
+    """``count`` uniform grey images, 20 x 24 px, levels spread over 0..255."""
+    return np.repeat(np.linspace(0, 255, count).astype(np.uint8), 20 * 24 * 3).reshape(count, 20, 24, 3)
+
+
+def test_verify_runs_one_runtime_at_a_time_on_batches_of_at_most_32(fake_runtimes):
+    exports = {"onnx": fake_runtimes["same"], "tflite_fp16": fake_runtimes["flip"]}
+    report = verify.verify("best.keras", exports, images=_greys(70))
+    assert fake_runtimes["alive_at_load"] == [0, 0, 0]  # the reference, then each export, alone
+    sizes = [size for _, size in fake_runtimes["batches"]]
+    assert max(sizes) <= predict.BATCH_SIZE
+    # The reference and each export see all 70 images; then batch-1 latency runs.
+    for name in ("best", "same", "flip"):
+        assert sum(size for path, size in fake_runtimes["batches"] if path == name and size > 1) == 70
+    same, flip = report.rows
+    assert (same.images, same.max_abs_diff, same.top1_agreement, same.passed) == (70, 0.0, 1.0, True)
+    assert flip.images == 70 and not flip.passed
+    assert flip.top1_agreement == 0.0  # no grey of the 70 is exactly mid-way, where the classes would tie
+
+
+def test_integer_exports_are_compared_on_their_own_set(fake_runtimes):
+    exports = {"onnx": fake_runtimes["same"], "tflite_int8": fake_runtimes["same"]}
+    report = verify.verify("best.keras", exports, images=_greys(3), int8_images=_greys(40))
+    assert [row.images for row in report.rows] == [3, 40]
+
+
+def test_default_images_are_the_photos_installed_with_the_package():
+    assert verify.DEFAULT_IMAGES == verify.default_images()
+    assert pathlib.Path(verify.default_images()) == pathlib.Path(keras_googlenet.__file__).parent / "data" / "photos"
+
+
+def test_missing_default_photos_are_named(tmp_path, monkeypatch):
+    missing = str(tmp_path / "photos")
+    monkeypatch.setattr(verify, "DEFAULT_IMAGES", missing)
+    with pytest.raises(FileNotFoundError, match=f"sample photos are not installed: pass `images` \\(--images\\). Received: images='{missing}'"):
+        verify.verify("best.keras", {"onnx": "model.onnx"}, images=missing)

@@ -13,7 +13,8 @@ from PIL import Image
 
 from conftest import needs_torch
 import keras_googlenet as kg
-from keras_googlenet import cli, images, torch_checkpoint, weights
+from keras_googlenet import images, weights
+from keras_googlenet.weights import registry, torch_checkpoint, torchvision
 
 # The constants of torchvision's Normalize and transform_input, written out
 # again here so that the algebra test does not reuse the code it checks.
@@ -34,13 +35,14 @@ def torchvision_transform_input(normalized):
 def test_transform_input_after_imagenet_normalisation_is_bn_preprocessing():
     pixels = np.random.default_rng(0).uniform(0, 255, size=(2, 8, 8, 3))
     expected = torchvision_transform_input(imagenet_normalize(pixels))
-    np.testing.assert_allclose(kg.preprocess_input(pixels.copy(), variant="bn"), expected, atol=1e-12)
+    np.testing.assert_allclose(kg.preprocess_input(pixels.copy(), variant="bn"), expected, atol=1e-6)
     np.testing.assert_allclose(expected, pixels / 127.5 - 1.0, atol=1e-12)
 
 
 def test_imagenet_weights_say_where_they_come_from_and_how_good_they_are():
-    entry = weights.PRETRAINED_WEIGHTS["imagenet"]
-    assert entry is weights.IMAGENET1K_V1
+    entry = weights.PRETRAINED_WEIGHTS[("imagenet", "bn")]
+    assert entry is weights.IMAGENET1K_V1 and weights.lookup("imagenet", "bn") is entry
+    assert entry.trained_heads == ("main",) and entry.sha256 is None and entry.file_format == "pth"
     assert entry.url == "https://download.pytorch.org/models/googlenet-1378be20.pth"
     assert entry.file_name == f"googlenet-{entry.sha256_prefix}.pth"
     assert entry.metrics == {"acc@1": 69.778, "acc@5": 89.53}
@@ -63,28 +65,29 @@ def test_cache_directory_follows_cache_dir_then_keras_home(tmp_path, monkeypatch
 
 def test_conversion_refuses_a_state_dict_that_is_not_googlenet():
     with pytest.raises(ValueError, match=r"has no 'conv1\.conv\.weight'\. Received: state_dict with 1 keys"):
-        weights.convert_state_dict({"features.0.weight": np.zeros((64, 3, 3, 3))})
+        torchvision.convert_state_dict({"features.0.weight": np.zeros((64, 3, 3, 3))})
 
 
-def test_pretrained_weights_refuse_the_paper_variant(tmp_path):
+@pytest.mark.parametrize("variant", ["paper", None])
+def test_pth_weights_refuse_the_paper_variant_which_none_means(tmp_path, variant):
     path = tmp_path / "googlenet.pth"
     path.write_bytes(b"not read: the arguments are checked first")
-    with pytest.raises(ValueError, match=r"variant='bn' only.* Received: variant='paper'"):
-        kg.GoogLeNet(weights=str(path), variant="paper")
+    with pytest.raises(ValueError, match=r"A \.pth file holds variant='bn' weights; pass variant='bn'\. Received: variant='paper'"):
+        kg.GoogLeNet(weights=str(path), variant=variant)
 
 
 def test_pth_weights_keep_the_pretrained_input_checks(tmp_path):
     path = tmp_path / "googlenet.pth"
     path.write_bytes(b"not read: the arguments are checked first")
     with pytest.raises(ValueError, match=r"input_shape must be \(224, 224, 3\).* Received: input_shape=\(200, 200, 3\)"):
-        kg.GoogLeNet(weights=str(path), input_shape=(200, 200, 3))
+        kg.GoogLeNet(weights=str(path), variant="bn", input_shape=(200, 200, 3))
     with pytest.raises(ValueError, match=r"`classes` must be 1000.* Received: classes=10"):
-        kg.GoogLeNet(weights=str(path), classes=10)
+        kg.GoogLeNet(weights=str(path), variant="bn", classes=10)
 
 
 def test_missing_pth_is_refused_before_building():
     with pytest.raises(ValueError, match=r"does not exist\. Received: weights='/nowhere/googlenet\.pth'"):
-        kg.GoogLeNet(weights="/nowhere/googlenet.pth")
+        kg.GoogLeNet(weights="/nowhere/googlenet.pth", variant="bn")
 
 
 # --- Against PyTorch: torchvision's semantics, random weights ------------------------------------
@@ -156,7 +159,7 @@ def torch_forward(module, pixels):
 @pytest.mark.slow
 def test_logits_match_torchvision_at_224_px_from_a_legacy_pth(torch_model, checkpoints, photo_paths):
     pixels = photo_batch(photo_paths, 224)
-    model = kg.GoogLeNet(weights=str(checkpoints["legacy"]), aux_heads=False, classifier_activation=None)
+    model = kg.GoogLeNet(weights=str(checkpoints["legacy"]), variant="bn", aux_heads=False, classifier_activation=None)
     keras_logits = model.predict(kg.preprocess_input(pixels.copy(), variant="bn"), verbose=0)
     torch_logits = torch_forward(torch_model, pixels).numpy()
     assert torch_logits.std() > 0.1  # logits that would expose a wrong weight
@@ -173,7 +176,9 @@ def test_logits_match_torchvision_at_200_px_through_the_backbone_from_a_zip_pth(
     # Keras logits are the include_top=False backbone, average-pooled, times
     # the checkpoint's own fc weights.
     pixels = photo_batch(photo_paths, 200)
-    backbone = kg.GoogLeNet(weights=str(checkpoints["zip"]), include_top=False, pooling="avg", input_shape=(200, 200, 3))
+    backbone = kg.GoogLeNet(
+        weights=str(checkpoints["zip"]), variant="bn", include_top=False, pooling="avg", input_shape=(200, 200, 3)
+    )
     features = backbone.predict(kg.preprocess_input(pixels.copy(), variant="bn"), verbose=0)
     state = torch_checkpoint.load_state_dict(checkpoints["zip"])
     keras_logits = features @ state["fc.weight"].T + state["fc.bias"]
@@ -184,9 +189,9 @@ def test_logits_match_torchvision_at_200_px_through_the_backbone_from_a_zip_pth(
 
 @needs_torch
 @pytest.mark.slow
-def test_aux_heads_with_pretrained_weights_are_fresh_and_warned_about(checkpoints):
-    with pytest.warns(UserWarning, match="auxiliary heads .* freshly initialised"):
-        model = kg.GoogLeNet(weights=str(checkpoints["zip"]), classifier_activation=None)
+def test_untrained_torchvision_aux_heads_are_fresh_and_the_warning_names_the_trained_ones(checkpoints):
+    with pytest.warns(UserWarning, match=r"aux1 and aux2 are untrained.*variant='paper'\) \(or variant=None\) loads BVLC's trained"):
+        model = kg.GoogLeNet(weights=str(checkpoints["zip"]), variant="bn", classifier_activation=None)
     assert model.output_names == ["main", "aux1", "aux2"]
     state = torch_checkpoint.load_state_dict(checkpoints["zip"])
     np.testing.assert_array_equal(
@@ -204,7 +209,7 @@ def imagenet_from_file_url(checkpoints, tmp_path, monkeypatch):
     served.parent.mkdir()
     served.write_bytes(data)
     entry = dataclasses.replace(weights.IMAGENET1K_V1, url=served.as_uri(), sha256_prefix=prefix)
-    monkeypatch.setitem(weights.PRETRAINED_WEIGHTS, "imagenet", entry)
+    monkeypatch.setitem(registry.PRETRAINED_WEIGHTS, ("imagenet", "bn"), entry)
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     return entry, served
 
@@ -216,10 +221,10 @@ def test_imagenet_weights_are_downloaded_converted_once_then_read_from_the_cache
 ):
     entry, served = imagenet_from_file_url
     conversions = []
-    convert = weights.convert_checkpoint
-    monkeypatch.setattr(weights, "convert_checkpoint", lambda *args: conversions.append(args) or convert(*args))
+    read = registry.read_layer_weights
+    monkeypatch.setattr(registry, "read_layer_weights", lambda *args: conversions.append(args) or read(*args))
 
-    first = kg.GoogLeNet(weights="imagenet", include_top=False, pooling="avg")
+    first = kg.GoogLeNet(weights="imagenet", variant="bn", include_top=False, pooling="avg")
     cache = pathlib.Path(weights.cache_directory())
     assert cache == tmp_path / "keras_home" / "models"
     assert sorted(p.name for p in cache.iterdir()) == sorted([entry.file_name, entry.converted_file_name])
@@ -227,7 +232,7 @@ def test_imagenet_weights_are_downloaded_converted_once_then_read_from_the_cache
 
     served.unlink()  # offline from now on
     (cache / entry.file_name).unlink()  # the converted file alone is enough
-    second = kg.GoogLeNet(weights="imagenet", include_top=False, pooling="avg")
+    second = kg.GoogLeNet(weights="imagenet", variant="bn", include_top=False, pooling="avg")
     assert len(conversions) == 1
     expected = torch_checkpoint.load_state_dict(checkpoints["zip"])["conv1.bn.running_var"]
     for model in (first, second):
@@ -236,7 +241,7 @@ def test_imagenet_weights_are_downloaded_converted_once_then_read_from_the_cache
     # A .pth put in the cache by hand is converted without any download.
     (cache / entry.converted_file_name).unlink()
     (cache / entry.file_name).write_bytes(checkpoints["zip"].read_bytes())
-    third = kg.GoogLeNet(weights="imagenet", include_top=False, pooling="avg")
+    third = kg.GoogLeNet(weights="imagenet", variant="bn", include_top=False, pooling="avg")
     assert len(conversions) == 2
     np.testing.assert_array_equal(third.get_layer("conv1_7x7_s2_bn").moving_variance.numpy(), expected)
 
@@ -253,7 +258,7 @@ def test_download_with_a_wrong_sha256_prefix_fails_and_deletes_the_file(tmp_path
         url = f"http://127.0.0.1:{server.server_address[1]}/{served.name}"
         entry = dataclasses.replace(weights.IMAGENET1K_V1, url=url)
         with pytest.raises(ValueError, match=r"Checksum mismatch .* expected 1378be20; the file was deleted\. Received: url='http://127"):
-            weights.download_checkpoint(entry, cache_dir=str(tmp_path / "cache"))
+            weights.download(entry, cache_dir=str(tmp_path / "cache"))
     finally:
         server.shutdown()
         server.server_close()
@@ -263,15 +268,15 @@ def test_download_with_a_wrong_sha256_prefix_fails_and_deletes_the_file(tmp_path
 
 def test_download_from_an_unreachable_url_says_how_to_work_offline(tmp_path):
     entry = dataclasses.replace(weights.IMAGENET1K_V1, url=(tmp_path / "missing" / "googlenet-1378be20.pth").as_uri())
-    with pytest.raises(ValueError, match=r"Could not download .* put googlenet-1378be20\.pth in .* Received: weights='imagenet'"):
-        weights.download_checkpoint(entry, cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(ValueError, match=r"Could not download .* put googlenet-1378be20\.pth in .* or pass weights= a local \.pth path\. Received: weights='imagenet'"):
+        weights.download(entry, cache_dir=str(tmp_path / "cache"))
 
 
 @needs_torch
 @pytest.mark.slow
-def test_convert_weights_command_writes_keras_weights_equal_to_the_pth(checkpoints, tmp_path):
+def test_convert_file_writes_keras_weights_equal_to_the_pth_and_says_where_they_load(checkpoints, tmp_path):
     out = tmp_path / "googlenet.weights.h5"
-    assert cli.main(["convert-weights", str(checkpoints["legacy"]), str(out)]) == 0
+    assert weights.convert_file(checkpoints["legacy"], out, build_model=kg.GoogLeNet) == (str(out), "bn", False)
     from_h5 = kg.GoogLeNet(weights=str(out), variant="bn", aux_heads=False)
     state = torch_checkpoint.load_state_dict(checkpoints["legacy"])
     np.testing.assert_array_equal(from_h5.get_layer("loss3_classifier").kernel.numpy(), state["fc.weight"].T)
@@ -281,9 +286,12 @@ def test_convert_weights_command_writes_keras_weights_equal_to_the_pth(checkpoin
     )
 
 
-def test_convert_weights_command_reports_a_bad_file_in_one_line(tmp_path, capsys):
-    bad = tmp_path / "bad.pth"
-    bad.write_bytes(b"\x00" * 64)
-    assert cli.main(["convert-weights", str(bad), str(tmp_path / "out.weights.h5")]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "not a readable PyTorch state dict" in err and repr(str(bad)) in err
+def test_a_pth_that_is_not_googlenet_is_refused_naming_the_file(tmp_path):
+    import pickle
+    import zipfile
+
+    path = tmp_path / "other.pth"  # a torch.save zip of an empty state dict, written by hand
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("other/data.pkl", pickle.dumps({}, protocol=2))
+    with pytest.raises(ValueError, match=r"has no 'conv1\.conv\.weight'\. Received: path='.*other\.pth'"):
+        weights.read_layer_weights(path)
