@@ -20,10 +20,11 @@ SIZE = 96
 
 @pytest.fixture(scope="module")
 def paper_digits_checkpoint(tmp_path_factory, digits):
-    """A three-head "paper" GoogLeNet trained on the digits (82.6% held-out top-1).
+    """A three-head "paper" GoogLeNet trained on the digits (93.2% held-out top-1).
 
     Adam at 1e-4, not conftest's 1e-3: without batch norm, on Caffe's unscaled
     inputs, 1e-3 left it at 16% after two epochs, too uniform to judge int8.
+    Three epochs, not two: at 82.6% its int8 export agreed on 98.7% (LiteRT).
     """
     import keras
 
@@ -33,7 +34,7 @@ def paper_digits_checkpoint(tmp_path_factory, digits):
     kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-4))
     images = kg.preprocess_input(raw[:1200].astype(np.float32), variant="paper")
     targets = labels[:1200]
-    model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=2, verbose=0)
+    model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=3, verbose=0)
     folder = tmp_path_factory.mktemp("paper_digits_checkpoint")
     model.save(folder / "best.keras")
     predict.write_labels(folder / "labels.txt", DIGIT_NAMES)
