@@ -284,10 +284,10 @@ def _announce(job, say):
     # First, before TensorFlow builds anything: on two cores the data, the
     # model and the first step's compilation take minutes of silence.
     heads = "three heads" if job.aux_heads else "main head only"
+    data = os.fspath(job.data) if isinstance(job.data, os.PathLike) else job.data
     say(
-        f"Training GoogLeNet (variant {job.variant!r}, {job.image_size}x{job.image_size} px, {heads}) on "
-        f"{os.fspath(job.data) if isinstance(job.data, os.PathLike) else job.data!r} for {job.epochs} epoch(s) "
-        f"into {job.output_dir}"
+        f"Training GoogLeNet (variant {job.variant!r}, {job.image_size}x{job.image_size} px, {heads}) on {data!r} "
+        f"for {job.epochs} epoch(s) into {job.output_dir}"
     )
 
 

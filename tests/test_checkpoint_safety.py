@@ -187,3 +187,24 @@ def test_train_releases_the_lock_when_it_fails(tmp_path):
     with pytest.raises(FileNotFoundError):
         training.train(tmp_path / "no_such_folder", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
     assert not (tmp_path / "run" / "train.lock").exists()
+
+
+@pytest.mark.slow
+def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_one(tmp_path, caplog):
+    lines = []
+    settings = dict(
+        output_dir=tmp_path, steps_per_epoch=1, batch_size=4, image_size=32, aux_heads=False, validation_split=None,
+        verbose=0, print_fn=lines.append,
+    )
+    training.train(epochs=2, **settings)
+    # What SIGKILL during an in-place write of the second backup left.
+    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"")
+    lines.clear()
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.checkpointing"):
+        result = training.train(epochs=3, **settings)
+    assert f"Resuming after epoch 1 from the backup in {tmp_path / 'backup'}" in lines
+    assert any("latest.weights.h5 (OSError" in r.getMessage() for r in caplog.records)
+    assert list(result.history) and len(result.history["loss"]) == 2  # epochs 2 and 3, trained after the first
+    rows = (tmp_path / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # epoch 2 logged once, not twice
+    assert not (tmp_path / "train.lock").exists()
