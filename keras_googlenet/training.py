@@ -19,6 +19,7 @@ import shutil
 import socket
 import sys
 import tempfile
+import types
 
 import keras
 import tensorflow as tf
@@ -175,7 +176,7 @@ def train(
     Returns:
         A `TrainingResult`. Its paths are in ``output_dir`` on every worker.
     """
-    job = _Job(**locals())  # every argument, handed to the steps below
+    job = types.SimpleNamespace(**locals())  # the arguments, handed to the steps below
     _check_arguments(**vars(job))
     say = _flushing(print_fn)
     _announce(job, say)
@@ -191,39 +192,6 @@ def train(
 
 
 @dataclasses.dataclass(frozen=True)
-class _Job:
-    """The arguments of `train`, documented there."""
-
-    data: object
-    output_dir: object
-    split: str
-    validation_split: object
-    epochs: int
-    batch_size: int
-    steps_per_epoch: object
-    image_size: int
-    variant: str
-    aux_heads: bool
-    learning_rate: float
-    schedule: str
-    warmup_epochs: float
-    weight_decay: float
-    label_smoothing: float
-    use_ema: bool
-    ema_momentum: float
-    mixed_precision: object
-    min_crop_area: float
-    strategy: object
-    devices: object
-    seed: int
-    data_dir: object
-    manual_dir: object
-    callbacks: object
-    verbose: object
-    print_fn: object
-
-
-@dataclasses.dataclass(frozen=True)
 class _Folders:
     output_dir: pathlib.Path  # the user's folder
     write_dir: pathlib.Path  # where this process writes: output_dir on the chief, a temporary folder elsewhere
@@ -235,6 +203,7 @@ class _Folders:
 class _Data:
     train: tf.data.Dataset
     validation: object  # a tf.data.Dataset or None
+    validation_steps: object  # an int, or None when unknown
     info: object  # datasets.DatasetInfo
     steps_per_epoch: int
     global_batch_size: int
@@ -313,14 +282,19 @@ def _make_data(job, global_batch_size):
         crop_area_range=(job.min_crop_area, augment.CROP_AREA_RANGE[1]),
     )
     steps_per_epoch = job.steps_per_epoch or _steps_per_pass(info, job.split, global_batch_size)
-    validation_data = None
+    validation_data = validation_steps = None
     if job.validation_split is not None:
         validation_data, _ = pipeline.make_dataset(
             job.data, split=job.validation_split, image_size=job.image_size, batch_size=global_batch_size,
             training=False, variant=job.variant, data_dir=job.data_dir, manual_dir=job.manual_dir,
         )
+        # An image folder's dataset has no known length (`ignore_errors`):
+        # counted, the validation pass ends without Keras' "Your input ran
+        # out of data" warning. The last batch may be partial.
+        examples = (info.num_examples or {}).get(job.validation_split)
+        validation_steps = -(-examples // global_batch_size) if examples else None
     train_data, validation_data = (_shard_by_data(_targets(d, job.aux_heads)) for d in (train_data, validation_data))
-    return _Data(train_data, validation_data, info, steps_per_epoch, global_batch_size)
+    return _Data(train_data, validation_data, validation_steps, info, steps_per_epoch, global_batch_size)
 
 
 def _build_model(job, strategy, data):
@@ -359,6 +333,7 @@ def _fit(model, job, data, folders, say):
             initial_epoch=backup.resume_epoch,
             steps_per_epoch=data.steps_per_epoch,
             validation_data=data.validation,
+            validation_steps=data.validation_steps,
             callbacks=callbacks + list(job.callbacks),
             shuffle=False,  # the pipeline shuffles; Keras warns it cannot
             verbose=_fit_verbosity(job.verbose),

@@ -3,6 +3,7 @@
 import csv
 import json
 import sys
+import warnings
 
 import keras
 import numpy as np
@@ -159,3 +160,22 @@ def test_train_says_what_it_will_do_before_building_anything(tmp_path):
         )
     assert lines[0] == f"Training GoogLeNet (variant 'paper', 96x96 px, three heads) on '{tmp_path / 'no_such_folder'}' for 3 epoch(s) into {tmp_path / 'run'}"
     assert lines[1] == "Strategy: the default strategy, 1 replica(s); global batch 16 (16 per replica)."
+
+
+@pytest.mark.slow
+def test_training_on_an_image_folder_ends_each_pass_without_running_out_of_data(tmp_path):
+    from PIL import Image
+
+    for name, level in (("dark", 40), ("light", 200)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for index in range(10):
+            Image.new("RGB", (40, 30), (level, level, index)).save(tmp_path / "data" / name / f"{index}.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = training.train(
+            tmp_path / "data", output_dir=tmp_path / "run", epochs=2, batch_size=4, image_size=32, aux_heads=False,
+            verbose=0, print_fn=lambda line: None,
+        )
+    messages = [str(warning.message) for warning in caught]
+    assert not [m for m in messages if "ran out of data" in m or "will be ignored" in m], messages
+    assert len(result.history["val_loss"]) == 2 and result.evaluation["examples"] > 0
