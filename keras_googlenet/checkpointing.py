@@ -151,7 +151,7 @@ class EpochBackup(keras.callbacks.Callback):
 
 def _last_good_backup(backup_dir):
     """(path, epochs done) of the newest readable backup, or (None, 0)."""
-    # next- is complete (written atomically) but was not yet renamed to latest.
+    # next.weights.h5 is complete (written atomically) but was not yet renamed to latest.
     candidates = [backup_dir / name for name in (LATEST_BACKUP, NEXT_BACKUP, PREVIOUS_BACKUP)]
     found, damaged = [], []
     for path in filter(pathlib.Path.exists, candidates):

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import pathlib
 import subprocess
 import sys
 import time
@@ -59,6 +60,28 @@ def test_a_kill_while_the_backup_is_written_leaves_the_last_backup_whole(tmp_pat
     # Keras' BackupAndRestore truncated latest.weights.h5 here, and every later run failed to open it.
     assert (tmp_path / "latest.weights.h5").read_bytes() == before
     assert checkpointing.EpochBackup(tmp_path).resume_epoch == 1
+
+
+def test_a_kill_between_the_renames_of_a_backup_loses_no_epoch(tmp_path, monkeypatch, caplog):
+    model = small_model()
+    backup = checkpointing.EpochBackup(tmp_path)
+    fit(model, backup, epochs=2)
+    renames = []
+
+    def replace_then_die(source, target):
+        renames.append(pathlib.Path(target).name)
+        if len(renames) == 3:  # the new backup is complete, the old one is now previous.weights.h5
+            raise KilledWhileWriting
+        os.rename(source, target)
+
+    monkeypatch.setattr(checkpointing.os, "replace", replace_then_die)
+    with pytest.raises(KilledWhileWriting):
+        backup.on_epoch_end(2)
+    monkeypatch.undo()
+    assert renames == ["next.weights.h5", "previous.weights.h5", "latest.weights.h5"]
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.checkpointing"):
+        assert checkpointing.EpochBackup(tmp_path).resume_epoch == 3
+    assert not caplog.records
 
 
 def test_a_kill_while_a_checkpoint_is_written_leaves_the_last_checkpoint_whole(tmp_path):
