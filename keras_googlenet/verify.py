@@ -18,7 +18,7 @@ import numpy as np
 from keras_googlenet import export
 from keras_googlenet import predict as predict_lib
 
-DEFAULT_IMAGES = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
+DEFAULT_IMAGES = pathlib.Path(__file__).resolve().parent / "data" / "photos"  # images.sample_photos()
 FP32_MAX_ABS_DIFF = 1e-5  # float32 exports differ only by op order
 FP16_MIN_TOP1 = 1.0  # float16 weights may move probabilities, never the winner
 INT8_MIN_TOP1 = 0.99  # integer exports, measured on a set large enough for 1%
