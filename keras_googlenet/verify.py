@@ -110,7 +110,7 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
         checkpoint: the `.keras` checkpoint the exports were made from.
         exports: a dict from export name to path (as `export.export` returns)
             or a folder written by it.
-        images: image files or folders (the shared photos by default), an
+        images: image files or folders (the bundled photos by default), an
             array of raw RGB uint8 images (n, height, width, 3), or a dataset
             source (``"digits"``, ...) whose validation split is read.
         int8_images: the set for the integer exports, as ``images``; it
