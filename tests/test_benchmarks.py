@@ -124,3 +124,16 @@ def test_gpu_script_runs_keras_on_jax_without_tensorflow(monkeypatch):
     assert keras_row.get("available", True), keras_row
     assert keras_row["tensorflow_imported"] is False
     assert torch_row["ratio"] == 1.0
+
+
+def test_the_pipeline_benchmark_writes_its_jpegs_from_the_bundled_photos(tmp_path):
+    pipeline.write_jpegs(tmp_path, 5)
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg"))
+    assert written == ["class_0/00000.jpg", "class_0/00004.jpg", "class_1/00001.jpg", "class_2/00002.jpg", "class_3/00003.jpg"]
+
+
+def test_startup_benchmark_times_a_fresh_process():
+    from benchmarks import startup
+
+    assert startup.time_command(["--help"], runs=1) < 30
+    assert set(startup.CASES) >= {"keras-googlenet --help", "import keras_googlenet"}

@@ -183,3 +183,44 @@ def test_every_python_name_in_a_message_becomes_its_flag():
     assert cli._name_flags(message, flags) == (
         "--format must be from ['onnx']. Received: --format=['x'], --quantize=['y'], CHECKPOINT='a/formats=1'"
     )
+
+
+def test_the_six_photos_ship_inside_the_package():
+    from keras_googlenet import images, verify
+
+    paths = images.sample_photos()
+    assert [path.name for path in paths] == ["bird.png", "cat.png", "grace_hopper.png", "hot_dog.jpg", "owl.jpg", "parrot.jpg"]
+    assert all(path.is_file() and REPO_ROOT / "keras_googlenet" in path.parents for path in paths)
+    assert images.load_image(images.sample_photo("owl.jpg")).shape[-1] == 3
+    assert sorted(verify.DEFAULT_IMAGES.glob("*.jpg")) == [path for path in paths if path.suffix == ".jpg"]
+
+
+def test_no_code_reads_the_shared_folder_beside_the_clone():
+    # A clone has no shared data folder beside it: the photos and class indexes ship in keras_googlenet/data.
+    pattern = re.compile(r"""["']shared["']|\.\./shared""")
+    offenders = [
+        str(path.relative_to(REPO_ROOT)) for folder in ("keras_googlenet", "tests", "benchmarks", "examples")
+        for path in (REPO_ROOT / folder).rglob("*.py") if pattern.search(path.read_text())
+    ]
+    assert offenders == []
+
+
+def test_package_data_covers_every_data_file():
+    import configparser
+    import fnmatch
+
+    config = configparser.ConfigParser()
+    config.read(REPO_ROOT / "setup.cfg")
+    declared = {package: [p.strip() for p in patterns.replace("\n", ",").split(",") if p.strip()]
+                for package, patterns in config["options.package_data"].items()}
+    data = REPO_ROOT / "keras_googlenet" / "data"
+    for path in (p for p in data.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        package = ".".join(path.parent.relative_to(REPO_ROOT).parts)
+        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in declared.get(package, ())), path
+    assert config["options"]["packages"].strip() == "find_namespace:"
+
+
+def test_the_readmes_output_folders_are_ignored_by_git():
+    ignored = (REPO_ROOT / ".gitignore").read_text().splitlines()
+    assert {"runs/", "exports/"} <= set(ignored)
+    assert defaults.DEFAULT_EXPORT_DIR + "/" in ignored and defaults.DEFAULT_OUTPUT_DIR.split("/")[0] + "/" in ignored
