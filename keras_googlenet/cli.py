@@ -312,9 +312,9 @@ def _quiet_tensorflow():
     lines while its libraries load, before absl reads any setting: only
     capturing file descriptor 2 during the import hides those.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if "tensorflow" in sys.modules:
         return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:

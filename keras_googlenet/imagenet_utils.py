@@ -41,12 +41,14 @@ def preprocess_input(x, variant="paper", data_format=None):
 
 
 @functools.cache
-def imagenet_classes(names="readable"):
+def imagenet_classes(names="keras"):
     """The 1000 ImageNet classes in the standard order, as (wnid, name) pairs.
 
     Args:
-        names: ``"readable"`` (the default: "African bush elephant") or
-            ``"keras"`` (keras.applications' names: "African_elephant").
+        names: ``"keras"`` (the default, keras.applications' names:
+            "African_elephant"), or ``"readable"`` ("African bush elephant").
+            One default everywhere: `decode_predictions`, the labels that
+            `export` writes and what `predict` prints agree.
     """
     _validate_names(names)
     text = importlib.resources.files("keras_googlenet").joinpath(CLASS_INDEX_RESOURCES[names]).read_text()

@@ -49,8 +49,8 @@ def test_decode_predictions_names_classes_as_keras_applications_does():
 def test_decode_predictions_gives_readable_names_on_request():
     (top,) = kg.decode_predictions(_one_hot(386), top=1, names="readable")
     assert top[0] == ("n02504458", "African bush elephant", 1.0)
-    assert imagenet_utils.imagenet_classes()[999] == ("n15075141", "toilet paper")
-    assert imagenet_utils.imagenet_classes("keras")[999] == ("n15075141", "toilet_tissue")
+    assert imagenet_utils.imagenet_classes("readable")[999] == ("n15075141", "toilet paper")
+    assert imagenet_utils.imagenet_classes()[999] == ("n15075141", "toilet_tissue")
 
 
 def test_both_class_indexes_hold_the_same_wnids_in_the_same_order():
