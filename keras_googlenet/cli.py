@@ -18,6 +18,8 @@ import tempfile
 
 from keras_googlenet import defaults
 
+_DEBUG_HELP = "show the full traceback of an error, and TensorFlow's start-up logs"
+
 
 class _OneLineErrorParser(argparse.ArgumentParser):
     """Reports a usage error in one line (argparse prints the whole usage first)."""
@@ -42,9 +44,6 @@ def _finish(parser, handler, **library_names):
     flags.update({name: flags[dest] for name, dest in library_names.items()})
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     parser.set_defaults(handler=handler, flags=flags)
-
-
-_DEBUG_HELP = "show the full traceback of an error, and TensorFlow's start-up logs"
 
 
 def _add_summary(subparsers):
