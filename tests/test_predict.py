@@ -73,11 +73,11 @@ def test_labels_argument_overrides_the_stored_names(tmp_path, digits_checkpoint,
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["predict", "/no/model.onnx", "x.jpg"], "model file does not exist. Received: model='/no/model.onnx'"),
-        (["predict", __file__, "x.jpg"], f"must be a .keras file, a SavedModel directory, a .tflite or an .onnx file. Received: model='{__file__}'"),
-        (["export", "/no/best.keras"], "checkpoint file does not exist. Received: checkpoint='/no/best.keras'"),
-        (["export", "/no/best.keras", "--format", "coreml"], "Received: formats=['coreml']"),
-        (["verify", "/no/best.keras", "/no/exports"], "export folder does not exist. Received: exports='/no/exports'"),
+        (["predict", "/no/model.onnx", "x.jpg"], "model file does not exist. Received: MODEL='/no/model.onnx'"),
+        (["predict", __file__, "x.jpg"], f"must be a .keras file, a SavedModel directory, a .tflite or an .onnx file. Received: MODEL='{__file__}'"),
+        (["export", "/no/best.keras"], "checkpoint file does not exist. Received: CHECKPOINT='/no/best.keras'"),
+        (["export", "/no/best.keras", "--opset", "9"], "Received: --opset=9"),
+        (["verify", "/no/best.keras", "/no/exports"], "export folder does not exist. Received: EXPORTS='/no/exports'"),
     ],
 )
 def test_bad_input_to_the_commands_exits_2_with_one_line(argv, message, capsys):
