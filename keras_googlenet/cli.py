@@ -54,8 +54,8 @@ def _add_summary(subparsers):
         "head, and the top-5 ImageNet classes for a photo (a bundled one by default). Random weights "
         "unless --weights is given, so the classes are meaningless without it.",
     )
-    parser.add_argument("--variant", default=None, choices=["paper", "bn"], help="network variant (default: paper, or bn with pretrained weights)")
-    parser.add_argument("--weights", default=None, help="'imagenet', a torchvision .pth or a .weights.h5 path (default: random)")
+    parser.add_argument("--variant", default=None, choices=["paper", "bn"], help="network variant (default: paper; bn for torchvision's weights)")
+    parser.add_argument("--weights", default=None, help="'imagenet' (BVLC for paper, torchvision for bn), a Caffe .caffemodel, a torchvision .pth (with --variant bn) or a .weights.h5 path (default: random)")
     parser.add_argument("--image", default=None, help="photo to classify (default: a bundled photo of an owl)")
     parser.add_argument("--input-size", type=int, default=224, help="input height and width in pixels (default: 224)")
     _finish(parser, _summary, input_shape="input_size")
@@ -70,20 +70,23 @@ def _summary(args):
 def _add_convert_weights(subparsers):
     parser = subparsers.add_parser(
         "convert-weights",
-        help="convert torchvision's googlenet .pth to a Keras .weights.h5, without PyTorch",
-        description="Reads a PyTorch checkpoint of torchvision's googlenet (zip or legacy format, "
-        "without PyTorch) and writes the weights of GoogLeNet(variant='bn', aux_heads=False) as a Keras "
-        ".weights.h5. The auxiliary heads are not converted: the published ones are untrained.",
+        help="convert Caffe's bvlc_googlenet.caffemodel or torchvision's googlenet .pth to a Keras .weights.h5",
+        description="Reads Caffe's bvlc_googlenet.caffemodel (V1 or V2 format, without Caffe) or torchvision's "
+        "googlenet .pth (without PyTorch), picked by the extension or else the content, checks every layer and "
+        "shape, and writes a Keras .weights.h5: GoogLeNet(variant='paper') with its three trained heads from a "
+        "caffemodel, GoogLeNet(variant='bn', aux_heads=False) from a .pth, whose auxiliary heads are untrained. "
+        "Prints the file and the GoogLeNet call that loads it.",
     )
-    parser.add_argument("src", metavar="SRC", help="the .pth file, e.g. googlenet-1378be20.pth")
+    parser.add_argument("src", metavar="SRC", help="the .caffemodel or .pth file, e.g. bvlc_googlenet.caffemodel")
     parser.add_argument("out", metavar="OUT", help="the .weights.h5 file to write")
     _finish(parser, _convert_weights, path="src", dst="out")
 
 
 def _convert_weights(args):
-    from keras_googlenet import weights
+    from keras_googlenet import model, weights
 
-    print(weights.convert_checkpoint(args.src, args.out))
+    out, variant, aux_heads = weights.convert_file(args.src, args.out, build_model=model.GoogLeNet)
+    print(f"{out}: load it with GoogLeNet(weights={out!r}, variant={variant!r}, aux_heads={aux_heads})")
 
 
 def _add_export(subparsers):
@@ -153,13 +156,23 @@ def _add_predict(subparsers):
     parser.add_argument("images", metavar="IMAGES", nargs="+", help="image files or folders")
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
     parser.add_argument("--labels", default=None, help="labels file overriding the stored class names")
-    _finish(parser, _predict, top="top_k", image="images", checkpoint="model")
+    parser.add_argument("--cam", default=None, metavar="DIR", help="also write one PNG per image to DIR: the crop the model saw, its Grad-CAM heatmap for the top class and the top-k classes (.keras checkpoints only: exports have no gradients)")
+    _finish(parser, _predict, top="top_k", image="images", checkpoint="model", output_dir="cam")
 
 
 def _predict(args):
     from keras_googlenet import predict
 
-    predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
+    if args.cam and not args.model.endswith(".keras"):
+        # Before any work: exported models keep no gradients.
+        raise ValueError(f"--cam needs a .keras checkpoint: exported models have no gradients. Received: MODEL={args.model!r}")
+    failed = predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
+    if args.cam:
+        from keras_googlenet import cam_images
+
+        written = cam_images.write_cam_images(args.model, args.images, args.cam, top=args.top_k, labels=args.labels)
+        print(f"Grad-CAM pictures: {len(written)} in {args.cam}")
+    return 1 if failed else 0  # every other image is printed; the unreadable ones are named on stderr
 
 
 def _add_train(subparsers):
@@ -196,7 +209,7 @@ def _add_train(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and augmentation (default: 0)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
-    parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="fit's progress output: 0 silent, 1 progress bar, 2 one line per epoch (default: 2)")
+    parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
     _finish(parser, _train, source="data")
 
 
@@ -212,7 +225,7 @@ def _train(args):
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, use_ema=args.use_ema,
         ema_momentum=args.ema_momentum, mixed_precision=args.mixed_precision, min_crop_area=args.min_crop_area,
         strategy=args.strategy, devices=args.devices, seed=args.seed, data_dir=args.data_dir,
-        manual_dir=args.manual_dir, verbose=args.verbose,
+        manual_dir=args.manual_dir, verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
     )
 
 
@@ -261,11 +274,10 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.debug:
-        args.handler(args)
-        return 0
+        return args.handler(args) or 0
     try:
         _quiet_tensorflow()
-        args.handler(args)
+        status = args.handler(args)
     except (ValueError, OSError) as error:  # bad input; FileNotFoundError and PermissionError are OSErrors
         _report(args.command, _name_flags(_first_line(error), args.flags))
         return 2
@@ -275,7 +287,7 @@ def main(argv=None):
     except Exception as error:  # a bug, or a failure inside TensorFlow: one line, the rest behind --debug
         _report(args.command, f"{type(error).__name__}: {_first_line(error)} (run with --debug for the traceback)")
         return 1
-    return 0
+    return status or 0
 
 
 def _report(command, message):

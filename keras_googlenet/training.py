@@ -27,10 +27,13 @@ import tensorflow as tf
 from keras_googlenet import architecture, augment, checkpointing, curves, evaluation, pipeline, predict
 from keras_googlenet.model import GoogLeNet
 from keras_googlenet.task import compile_googlenet
-
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
-SCHEDULES = ("paper", "cosine", "constant")
-MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
+# The defaults and choices live in the light `defaults` module, which the CLI
+# reads without importing TensorFlow; re-exported here for the library's users.
+from keras_googlenet.defaults import (
+    DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_EPOCHS, DEFAULT_IMAGE_SIZE, DEFAULT_LEARNING_RATE,
+    DEFAULT_MIN_CROP_AREA, DEFAULT_OUTPUT_DIR, DEFAULT_VARIANT, MIXED_PRECISION_POLICIES, SCHEDULES,
+    STRATEGIES, WEIGHT_DECAY,
+)
 
 # Section 6: "asynchronous stochastic gradient descent with 0.9 momentum [17],
 # fixed learning rate schedule (decreasing the learning rate by 4% every 8
@@ -39,22 +42,7 @@ MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 MOMENTUM = 0.9
 PAPER_DECAY_RATE = 0.96
 PAPER_EPOCHS_PER_DECAY = 8
-WEIGHT_DECAY = 2e-4
 NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
-
-# The defaults train the README's main job: the "bn" variant at 96 px on the
-# built-in digits, 4 epochs on two CPU cores. Batch norm lets SGD converge in
-# that time; the paper variant (no batch norm) needs far longer.
-DEFAULT_DATA = "digits"
-DEFAULT_VARIANT = "bn"
-DEFAULT_IMAGE_SIZE = 96
-DEFAULT_EPOCHS = 4
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_LEARNING_RATE = 0.01
-# The digits are 8x8: the paper's smallest crop (8% of the area) keeps 2x2
-# pixels of them, no digit. 0.08 is right for natural images (ImageNet).
-DEFAULT_MIN_CROP_AREA = 0.5
-DEFAULT_OUTPUT_DIR = "runs/googlenet"
 
 BEST_CHECKPOINT = "best.keras"
 LAST_CHECKPOINT = "last.keras"

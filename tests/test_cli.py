@@ -192,7 +192,7 @@ def test_the_six_photos_ship_inside_the_package():
     assert [path.name for path in paths] == ["bird.png", "cat.png", "grace_hopper.png", "hot_dog.jpg", "owl.jpg", "parrot.jpg"]
     assert all(path.is_file() and REPO_ROOT / "keras_googlenet" in path.parents for path in paths)
     assert images.load_image(images.sample_photo("owl.jpg")).shape[-1] == 3
-    assert sorted(verify.DEFAULT_IMAGES.glob("*.jpg")) == [path for path in paths if path.suffix == ".jpg"]
+    assert sorted(pathlib.Path(verify.DEFAULT_IMAGES).glob("*.jpg")) == [path for path in paths if path.suffix == ".jpg"]
 
 
 def test_no_code_reads_the_shared_folder_beside_the_clone():
