@@ -239,7 +239,6 @@ def _validate_arguments(
     classifier_activation, aux_heads, variant, pretrained,
 ):
     """Checks every argument before anything is built; returns the variant."""
-    _validate_weights_source(weights, pretrained)
     if variant is None:
         variant = "paper"  # always, with or without weights: the package's network
     if variant not in architecture.VARIANTS:
@@ -247,7 +246,8 @@ def _validate_arguments(
             f"The `variant` argument must be one of {sorted(architecture.VARIANTS)}. "
             f"Received: variant={variant!r}"
         )
-    _validate_weights_file(weights, variant)
+    _validate_weights_file(weights, variant)  # a file of the other variant: say so first
+    _validate_weights_source(weights, pretrained)
     if pooling not in _POOLINGS:
         raise ValueError(
             f"The `pooling` argument must be None, 'avg' or 'max'. Received: pooling={pooling!r}"

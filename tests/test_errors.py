@@ -17,7 +17,7 @@ import keras_googlenet as kg
         ({"input_shape": (3, 224, 224)}, r"channels_last.*e\.g\. \(224, 224, 3\).* Received: input_shape=\(3, 224, 224\)"),
         ({"input_shape": (1, 96, 96), "include_top": False}, r"channels_last.* Received: input_shape=\(1, 96, 96\)"),
         ({"weights": "nope.h5"}, r"weights file does not exist\. Received: weights='nope\.h5'"),
-        ({"weights": "/nowhere/googlenet.pth"}, r"weights file does not exist\. Received: weights='/nowhere/googlenet\.pth'"),
+        ({"weights": "/nowhere/googlenet.pth", "variant": "bn"}, r"weights file does not exist\. Received: weights='/nowhere/googlenet\.pth'"),
         ({"input_shape": (24, 24, 3), "include_top": False}, r"at least 31x31\. Received: input_shape=\(24, 24, 3\)"),
         ({"weights": "imagenet", "include_top": False, "input_shape": (224, 224, 1)}, r"3 channels .* Received: input_shape=\(224, 224, 1\)"),
         ({"input_shape": (224, 224, 0)}, r"channel count >= 1\. Received: input_shape=\(224, 224, 0\)"),
