@@ -112,20 +112,18 @@ def _export_all(model, workdir, image_size, variant):
 
     The public `export()` takes a checkpoint and writes the SavedModel once
     for every TFLite variant, as a user would; int8 is calibrated on the
-    shared photos, prepared as `predict` prepares them.
+    bundled photos, prepared as `predict` prepares them.
     """
     names = {"SavedModel": "savedmodel", "TFLite fp32": "tflite_fp32", "TFLite fp16": "tflite_fp16",
              "TFLite int8": "tflite_int8", REFERENCE: "onnx"}
     reason = common.missing("keras_googlenet.export")
     if reason:
         return dict.fromkeys(names, reason)
-    from keras_googlenet import export, predict
-
-    from benchmarks.pipeline import PHOTOS
+    from keras_googlenet import export, images, predict
 
     checkpoint = os.path.join(workdir, "googlenet.keras")
     model.save(checkpoint)
-    photos = [os.path.join(PHOTOS, name) for name in sorted(os.listdir(PHOTOS))]
+    photos = images.sample_photos()
     try:
         paths = export.export(
             checkpoint, os.path.join(workdir, "export"), formats="all", quantize=("fp32", "fp16", "int8"),

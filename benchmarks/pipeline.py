@@ -1,6 +1,6 @@
 """Part 3: the input pipeline's images/s against the training step's consumption.
 
-A temporary folder of JPEGs, written from the shared photos as resized,
+A temporary folder of JPEGs, written from the bundled photos as resized,
 cropped and colour-jittered copies, is read by `keras_googlenet.pipeline`
 with the paper's training augmentation. The ratio is the pipeline's images/s
 over the training step's images/s measured in part 2 (target at least 3x:
@@ -14,12 +14,11 @@ import numpy as np
 
 from benchmarks import common
 
-PHOTOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "..", "shared", "data", "photos")
 CLASSES = 4
 
 
 def run(image_size=224, batch=32, images=256, warmup=1, repeats=3, batches_per_repeat=4,
-        consumption_images_per_s=None, variant="bn", photos=PHOTOS):
+        consumption_images_per_s=None, variant="bn", photos=None):
     """Times ``batches_per_repeat`` batches per repeat; returns a part dict (see `common`)."""
     reason = common.missing("keras_googlenet.pipeline")
     if reason:
@@ -61,12 +60,17 @@ def run(image_size=224, batch=32, images=256, warmup=1, repeats=3, batches_per_r
     }
 
 
-def write_jpegs(folder, count, photos=PHOTOS, seed=0):
-    """Writes ``count`` JPEGs in ``CLASSES`` class folders: random crops, sizes and tints of the photos."""
+def write_jpegs(folder, count, photos=None, seed=0):
+    """Writes ``count`` JPEGs in ``CLASSES`` class folders: random crops, sizes and tints of the photos.
+
+    ``photos``: image paths; the six bundled with keras_googlenet by default.
+    """
     from PIL import Image
 
+    from keras_googlenet import images
+
     rng = np.random.default_rng(seed)
-    sources = [Image.open(os.path.join(photos, name)).convert("RGB") for name in sorted(os.listdir(photos))]
+    sources = [Image.open(path).convert("RGB") for path in photos or images.sample_photos()]
     for i in range(count):
         image = sources[i % len(sources)]
         width, height = image.size

@@ -14,7 +14,7 @@ import argparse
 import keras
 
 import keras_googlenet as kg
-from keras_googlenet import pipeline, predict, training
+from keras_googlenet import checkpointing, pipeline, predict, training
 
 
 def build_classifier(classes, image_size, weights):
@@ -39,27 +39,45 @@ def main():
     args = parser.parse_args()
 
     def data(split):
-        dataset, info = pipeline.make_dataset(args.folder, split=split, image_size=args.image_size, batch_size=args.batch_size, variant="bn", seed=0)
+        # The training split repeats: a folder's dataset has no known length
+        # (unreadable files are dropped on the fly), so without repeat and
+        # steps_per_epoch Keras finds each epoch's end by running out of
+        # data, and warns "Your input ran out of data".
+        dataset, info = pipeline.make_dataset(
+            args.folder, split=split, image_size=args.image_size, batch_size=args.batch_size, variant="bn", seed=0,
+            repeat=split == "train",
+        )
         return dataset.map(lambda images, targets: (images, targets["main"])), info
 
     train_data, info = data("train")
     validation_data, _ = data("validation")
+    # One pass over the training images per epoch; `pipeline` drops the last, partial batch.
+    steps_per_epoch = max(1, info.num_examples["train"] // args.batch_size)
+    # The validation pass is counted too (its last batch may be partial), so
+    # that Keras does not have to run out of data to end it.
+    validation_steps = -(-info.num_examples["validation"] // args.batch_size)
+    fit_options = dict(
+        validation_data=validation_data, steps_per_epoch=steps_per_epoch, validation_steps=validation_steps, verbose=2,
+        shuffle=False,  # the pipeline shuffles; fit cannot shuffle a dataset and warns when asked to
+    )
     model, backbone = build_classifier(info.num_classes, args.image_size, args.weights)
 
     # Phase 1: only the new head learns; frozen batch norm layers run in
     # inference mode (Keras 3), so their ImageNet statistics are kept.
     backbone.trainable = False
     kg.compile_googlenet(model, optimizer=training.make_optimizer(args.learning_rate))
-    model.fit(train_data, validation_data=validation_data, epochs=args.head_epochs, verbose=2)
+    model.fit(train_data, epochs=args.head_epochs, **fit_options)
 
     # Phase 2: everything learns, at a tenth of the rate so that the
     # pretrained features are adjusted, not overwritten.
     backbone.trainable = True
     kg.compile_googlenet(model, optimizer=training.make_optimizer(args.learning_rate / 10))
-    model.fit(train_data, validation_data=validation_data, epochs=args.head_epochs + args.finetune_epochs, initial_epoch=args.head_epochs, verbose=2)
+    model.fit(train_data, epochs=args.head_epochs + args.finetune_epochs, initial_epoch=args.head_epochs, **fit_options)
 
-    model.save(args.output)
-    predict.write_labels(args.output.removesuffix(".keras") + "_labels.txt", info.class_names)
+    checkpointing.write_atomically(args.output, model.save)
+    checkpointing.write_atomically(
+        args.output.removesuffix(".keras") + "_labels.txt", lambda path: predict.write_labels(path, info.class_names)
+    )
     print(f"Saved {args.output}")
 
 

@@ -1,18 +1,34 @@
-"""GoogLeNet (Inception v1) for Keras 3: builder, training, weights and export."""
+"""GoogLeNet (Inception v1) for Keras 3: builder, training, weights and export.
 
-from keras_googlenet.imagenet_utils import decode_predictions, preprocess_input
-from keras_googlenet.layers import LocalResponseNormalization
-from keras_googlenet.model import GoogLeNet, minimum_input_size
-from keras_googlenet.task import compile_googlenet, inference_model
+The public names are imported on first use (PEP 562): importing the package,
+or running ``keras-googlenet --help``, loads no Keras or TensorFlow.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "GoogLeNet",
-    "LocalResponseNormalization",
-    "compile_googlenet",
-    "decode_predictions",
-    "inference_model",
-    "minimum_input_size",
-    "preprocess_input",
-]
+# public name -> the module that defines it
+_LAZY = {
+    "GoogLeNet": "keras_googlenet.model",
+    "minimum_input_size": "keras_googlenet.model",
+    "LocalResponseNormalization": "keras_googlenet.layers",
+    "compile_googlenet": "keras_googlenet.task",
+    "inference_model": "keras_googlenet.task",
+    "decode_predictions": "keras_googlenet.imagenet_utils",
+    "preprocess_input": "keras_googlenet.imagenet_utils",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'keras_googlenet' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -37,7 +37,7 @@ def write_cam_images(checkpoint, images, output_dir, top=5, head="main", layer=N
     Args:
         checkpoint: a ``.keras`` checkpoint; exports (SavedModel, TFLite,
             ONNX) keep no gradients and are refused.
-        images: image files or folders.
+        images: image files or folders; unreadable ones are skipped.
         output_dir: the folder for the PNGs, ``<image name>.cam.png``.
         top: classes listed under each picture.
         head: ``"main"``, ``"aux1"`` or ``"aux2"`` (those need a three-head
@@ -50,6 +50,7 @@ def write_cam_images(checkpoint, images, output_dir, top=5, head="main", layer=N
         The paths written.
     """
     from keras_googlenet import augment, cam, predict
+    from keras_googlenet import images as images_lib
 
     if not str(checkpoint).endswith(".keras"):
         raise ValueError(
@@ -61,9 +62,11 @@ def write_cam_images(checkpoint, images, output_dir, top=5, head="main", layer=N
     _make_writable_folder(output_dir)
     written = []
     for path in predict.image_paths(images):
-        from keras_googlenet import images as images_lib
-
-        crop = np.asarray(augment.eval_transform(images_lib.load_image(path), info.image_size), dtype=np.uint8)
+        try:
+            pixels = images_lib.load_image(path)
+        except ValueError:
+            continue  # unreadable: `predict` has named it already
+        crop = np.asarray(augment.eval_transform(pixels, info.image_size), dtype=np.uint8)
         batch = predict.prepare_images([crop], info.image_size, info.variant)
         heatmaps, classes = cam.grad_cam(model, batch, class_index=class_index, head=head, layer=layer)
         probabilities = _head_probabilities(model, batch, head)

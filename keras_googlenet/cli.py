@@ -1,13 +1,24 @@
 """The `keras-googlenet` command line: argument parsing over the library.
 
 Each subcommand has one ``_add_<command>(subparsers)`` function that declares
-its options and sets ``handler`` to a small function calling the library.
-Library errors (ValueError, FileNotFoundError) become one line on stderr and
-exit status 2; nothing else is caught.
+its options and calls `_finish` with a small handler calling the library.
+Bad input (ValueError, OSError) becomes one line on stderr naming the --flag,
+exit status 2; any other exception one line and exit status 1. ``--debug``
+shows the traceback and TensorFlow's start-up logs instead.
+
+Nothing heavy is imported here: ``--help`` and argument errors must answer
+in well under a second, so each handler imports its library module.
 """
 
 import argparse
+import os
+import re
 import sys
+import tempfile
+
+from keras_googlenet import defaults
+
+_DEBUG_HELP = "show the full traceback of an error, and TensorFlow's start-up logs"
 
 
 class _OneLineErrorParser(argparse.ArgumentParser):
@@ -15,6 +26,24 @@ class _OneLineErrorParser(argparse.ArgumentParser):
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _finish(parser, handler, **library_names):
+    """Sets the handler, and the flag that each library argument name stands for.
+
+    ``library_names`` maps a library argument that differs from its option's
+    dest to that dest, e.g. ``formats="format"``: a library ValueError saying
+    ``Received: formats=...`` is then shown as ``Received: --format=...``.
+    """
+    flags = {}
+    for action in parser._actions:
+        if action.option_strings:
+            flags[action.dest] = max(action.option_strings, key=len)
+        else:
+            flags[action.dest] = action.metavar or action.dest.upper()
+    flags.update({name: flags[dest] for name, dest in library_names.items()})
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+    parser.set_defaults(handler=handler, flags=flags)
 
 
 def _add_summary(subparsers):
@@ -25,11 +54,11 @@ def _add_summary(subparsers):
         "head, and the top-5 ImageNet classes for a photo (a bundled one by default). Random weights "
         "unless --weights is given, so the classes are meaningless without it.",
     )
-    parser.add_argument("--variant", default=None, choices=["paper", "bn"], help="network variant (default: paper, or bn with pretrained weights)")
-    parser.add_argument("--weights", default=None, help="'imagenet', a torchvision .pth or a .weights.h5 path (default: random)")
+    parser.add_argument("--variant", default=None, choices=["paper", "bn"], help="network variant (default: paper; bn for torchvision's weights)")
+    parser.add_argument("--weights", default=None, help="'imagenet' (BVLC for paper, torchvision for bn), a Caffe .caffemodel, a torchvision .pth (with --variant bn) or a .weights.h5 path (default: random)")
     parser.add_argument("--image", default=None, help="photo to classify (default: a bundled photo of an owl)")
     parser.add_argument("--input-size", type=int, default=224, help="input height and width in pixels (default: 224)")
-    parser.set_defaults(handler=_summary)
+    _finish(parser, _summary, input_shape="input_size")
 
 
 def _summary(args):
@@ -41,20 +70,23 @@ def _summary(args):
 def _add_convert_weights(subparsers):
     parser = subparsers.add_parser(
         "convert-weights",
-        help="convert torchvision's googlenet .pth to a Keras .weights.h5, without PyTorch",
-        description="Reads a PyTorch checkpoint of torchvision's googlenet (zip or legacy format, "
-        "without PyTorch) and writes the weights of GoogLeNet(variant='bn', aux_heads=False) as a Keras "
-        ".weights.h5. The auxiliary heads are not converted: the published ones are untrained.",
+        help="convert Caffe's bvlc_googlenet.caffemodel or torchvision's googlenet .pth to a Keras .weights.h5",
+        description="Reads Caffe's bvlc_googlenet.caffemodel (V1 or V2 format, without Caffe) or torchvision's "
+        "googlenet .pth (without PyTorch), picked by the extension or else the content, checks every layer and "
+        "shape, and writes a Keras .weights.h5: GoogLeNet(variant='paper') with its three trained heads from a "
+        "caffemodel, GoogLeNet(variant='bn', aux_heads=False) from a .pth, whose auxiliary heads are untrained. "
+        "Prints the file and the GoogLeNet call that loads it.",
     )
-    parser.add_argument("src", help="the .pth file, e.g. googlenet-1378be20.pth")
-    parser.add_argument("out", help="the .weights.h5 file to write")
-    parser.set_defaults(handler=_convert_weights)
+    parser.add_argument("src", metavar="SRC", help="the .caffemodel or .pth file, e.g. bvlc_googlenet.caffemodel")
+    parser.add_argument("out", metavar="OUT", help="the .weights.h5 file to write")
+    _finish(parser, _convert_weights, path="src", dst="out")
 
 
 def _convert_weights(args):
-    from keras_googlenet import weights
+    from keras_googlenet import model, weights
 
-    print(weights.convert_checkpoint(args.src, args.out))
+    out, variant, aux_heads = weights.convert_file(args.src, args.out, build_model=model.GoogLeNet)
+    print(f"{out}: load it with GoogLeNet(weights={out!r}, variant={variant!r}, aux_heads={aux_heads})")
 
 
 def _add_export(subparsers):
@@ -65,15 +97,15 @@ def _add_export(subparsers):
         "are already in a checkpoint trained with EMA). Class names come from --labels, a labels.txt beside the "
         "checkpoint, or ImageNet for 1000 classes, and are written with every export.",
     )
-    parser.add_argument("checkpoint", help="the .keras checkpoint, e.g. runs/googlenet/best.keras")
-    parser.add_argument("--output-dir", default="exports", help="folder to write to (default: exports)")
-    parser.add_argument("--format", default="all", help="savedmodel, tflite, onnx or all (default: all)")
-    parser.add_argument("--quantize", nargs="+", default=["fp32"], help="TFLite variants: fp32 fp16 dynamic int8 (default: fp32)")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the .keras checkpoint, e.g. runs/googlenet/best.keras")
+    parser.add_argument("--output-dir", default=defaults.DEFAULT_EXPORT_DIR, help=f"folder to write to (default: {defaults.DEFAULT_EXPORT_DIR})")
+    parser.add_argument("--format", default="all", choices=[*defaults.FORMATS, "all"], help="what to write (default: all)")
+    parser.add_argument("--quantize", nargs="+", default=["fp32"], choices=defaults.QUANTIZATIONS, help="TFLite variants, one or more: float32, float16 weights, int8 weights, full integer (default: fp32)")
     parser.add_argument("--calibration-data", default=None, help="int8 calibration images: an image folder, or a training source ('digits', a class-folder tree, a tfds name) of which 128 training images are used")
-    parser.add_argument("--int8-io", default="uint8", help="input and output type of the int8 model: uint8 or int8 (default: uint8)")
+    parser.add_argument("--int8-io", default="uint8", choices=defaults.INT8_IO_TYPES, help="input and output type of the int8 model (default: uint8)")
     parser.add_argument("--labels", default=None, help="labels file, one class name per line")
-    parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default: 17)")
-    parser.set_defaults(handler=_export)
+    parser.add_argument("--opset", type=int, default=defaults.DEFAULT_OPSET, help=f"ONNX opset (default: {defaults.DEFAULT_OPSET})")
+    _finish(parser, _export, formats="format", source="calibration_data", model="checkpoint")
 
 
 def _export(args):
@@ -96,22 +128,20 @@ def _add_verify(subparsers):
         "each export in a folder written by `export`, saves them as JSON, and fails (exit 2) when one misses its "
         "threshold: 1e-5 for float32, 100% top-1 for fp16, 99% top-1 for dynamic and int8.",
     )
-    parser.add_argument("checkpoint", help="the .keras checkpoint the exports came from")
-    parser.add_argument("exports", help="the folder written by `export`")
-    parser.add_argument("--images", nargs="+", default=None, help="image files or folders (default: ../shared/data/photos)")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the .keras checkpoint the exports came from")
+    parser.add_argument("exports", metavar="EXPORTS", help="the folder written by `export`")
+    parser.add_argument("--images", nargs="+", default=None, help="image files or folders (default: the six bundled photos)")
     parser.add_argument("--int8-images", default=None, help="a few hundred images for dynamic and int8: an image folder, or a source ('digits', ...) whose validation split is used (default: --images)")
     parser.add_argument("--report", default=None, help="JSON report path (default: EXPORTS/parity.json)")
     parser.add_argument("--labels", default=None, help="labels file, one class name per line")
-    parser.set_defaults(handler=_verify)
+    _finish(parser, _verify, image="images", report_path="report")
 
 
 def _verify(args):
-    import os
-
-    from keras_googlenet import verify
+    from keras_googlenet import images, verify
 
     verify.run(
-        args.checkpoint, args.exports, images=args.images or verify.DEFAULT_IMAGES, int8_images=args.int8_images,
+        args.checkpoint, args.exports, images=args.images or images.sample_photos(), int8_images=args.int8_images,
         report_path=args.report or os.path.join(args.exports, "parity.json"), labels=args.labels,
     )
 
@@ -122,24 +152,30 @@ def _add_predict(subparsers):
         help="classify images with a .keras, SavedModel, .tflite or .onnx model",
         description="Prints the top-k classes of each image, named by the class names stored with the model.",
     )
-    parser.add_argument("model", help="a .keras checkpoint, a SavedModel folder, a .tflite or an .onnx file")
-    parser.add_argument("images", nargs="+", help="image files or folders")
+    parser.add_argument("model", metavar="MODEL", help="a .keras checkpoint, a SavedModel folder, a .tflite or an .onnx file")
+    parser.add_argument("images", metavar="IMAGES", nargs="+", help="image files or folders")
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
     parser.add_argument("--labels", default=None, help="labels file overriding the stored class names")
-    parser.set_defaults(handler=_predict)
+    parser.add_argument("--cam", default=None, metavar="DIR", help="also write one PNG per image to DIR: the crop the model saw, its Grad-CAM heatmap for the top class and the top-k classes (.keras checkpoints only: exports have no gradients)")
+    _finish(parser, _predict, top="top_k", image="images", checkpoint="model", output_dir="cam")
 
 
 def _predict(args):
     from keras_googlenet import predict
 
-    predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
+    if args.cam and not args.model.endswith(".keras"):
+        # Before any work: exported models keep no gradients.
+        raise ValueError(f"--cam needs a .keras checkpoint: exported models have no gradients. Received: MODEL={args.model!r}")
+    failed = predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
+    if args.cam:
+        from keras_googlenet import cam_images
+
+        written = cam_images.write_cam_images(args.model, args.images, args.cam, top=args.top_k, labels=args.labels)
+        print(f"Grad-CAM pictures: {len(written)} in {args.cam}")
+    return 1 if failed else 0  # every other image is printed; the unreadable ones are named on stderr
 
 
 def _add_train(subparsers):
-    # Imported for its defaults. Importing TF is harmless for --devices: only
-    # running an op fixes the devices.
-    from keras_googlenet import training
-
     parser = subparsers.add_parser(
         "train",
         help="train a three-head GoogLeNet (default: the built-in digits, a few minutes on CPU), then evaluate it",
@@ -149,32 +185,32 @@ def _add_train(subparsers):
         "and backs up every epoch there: the same command resumes an interrupted run. Then evaluates on "
         "--validation-split and prints where everything is.",
     )
-    parser.add_argument("--data", default=training.DEFAULT_DATA, help="'digits' (built in, offline), an image folder (one subfolder per class) or a tfds name (default: digits)")
+    parser.add_argument("--data", default=defaults.DEFAULT_DATA, help="'digits' (built in, offline), an image folder (one subfolder per class) or a tfds name (default: digits)")
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
     parser.add_argument("--validation-split", default="validation", help="split to evaluate each epoch and at the end, or 'none' (default: validation)")
-    parser.add_argument("--output-dir", default=training.DEFAULT_OUTPUT_DIR, help=f"folder for checkpoints, logs, curves and backups (default: {training.DEFAULT_OUTPUT_DIR})")
-    parser.add_argument("--epochs", type=int, default=training.DEFAULT_EPOCHS, help=f"number of epochs (default: {training.DEFAULT_EPOCHS})")
-    parser.add_argument("--batch-size", type=int, default=training.DEFAULT_BATCH_SIZE, help=f"batch size per replica; the global batch is this times the replicas (default: {training.DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--output-dir", default=defaults.DEFAULT_OUTPUT_DIR, help=f"folder for checkpoints, logs, curves and backups (default: {defaults.DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("--epochs", type=int, default=defaults.DEFAULT_EPOCHS, help=f"number of epochs (default: {defaults.DEFAULT_EPOCHS})")
+    parser.add_argument("--batch-size", type=int, default=defaults.DEFAULT_BATCH_SIZE, help=f"batch size per replica; the global batch is this times the replicas (default: {defaults.DEFAULT_BATCH_SIZE})")
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass over the split)")
-    parser.add_argument("--image-size", type=int, default=training.DEFAULT_IMAGE_SIZE, help=f"input height and width, at least 79 with aux heads (default: {training.DEFAULT_IMAGE_SIZE})")
-    parser.add_argument("--variant", default=training.DEFAULT_VARIANT, choices=["paper", "bn"], help=f"network variant (default: {training.DEFAULT_VARIANT})")
+    parser.add_argument("--image-size", type=int, default=defaults.DEFAULT_IMAGE_SIZE, help=f"input height and width, at least 79 with aux heads (default: {defaults.DEFAULT_IMAGE_SIZE})")
+    parser.add_argument("--variant", default=defaults.DEFAULT_VARIANT, choices=["paper", "bn"], help=f"network variant (default: {defaults.DEFAULT_VARIANT})")
     parser.add_argument("--no-aux-heads", dest="aux_heads", action="store_false", help="train the main head only (default: all three heads)")
-    parser.add_argument("--learning-rate", type=float, default=training.DEFAULT_LEARNING_RATE, help=f"peak learning rate (default: {training.DEFAULT_LEARNING_RATE})")
-    parser.add_argument("--schedule", default="paper", choices=training.SCHEDULES, help="'paper': x0.96 every 8 epochs; 'cosine': warmup then cosine decay; 'constant' (default: paper)")
+    parser.add_argument("--learning-rate", type=float, default=defaults.DEFAULT_LEARNING_RATE, help=f"peak learning rate (default: {defaults.DEFAULT_LEARNING_RATE})")
+    parser.add_argument("--schedule", default="paper", choices=defaults.SCHEDULES, help="'paper': x0.96 every 8 epochs; 'cosine': warmup then cosine decay; 'constant' (default: paper)")
     parser.add_argument("--warmup-epochs", type=float, default=1, help="warmup of the cosine schedule, in epochs (default: 1)")
-    parser.add_argument("--weight-decay", type=float, default=training.WEIGHT_DECAY, help=f"weight decay, not on biases and batch norm (default: {training.WEIGHT_DECAY}, Caffe's)")
+    parser.add_argument("--weight-decay", type=float, default=defaults.WEIGHT_DECAY, help=f"weight decay, not on biases and batch norm (default: {defaults.WEIGHT_DECAY}, Caffe's)")
     parser.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing factor in [0, 1) (default: 0)")
     parser.add_argument("--ema", dest="use_ema", action="store_true", help="keep an exponential moving average of the weights (Polyak averaging), used for evaluation and the checkpoints")
     parser.add_argument("--ema-momentum", type=float, default=0.99, help="momentum of the moving average (default: 0.99)")
     parser.add_argument("--mixed-precision", default=None, choices=["mixed_float16", "mixed_bfloat16"], help="mixed precision policy (default: float32)")
-    parser.add_argument("--min-crop-area", type=float, default=training.DEFAULT_MIN_CROP_AREA, help=f"smallest random training crop, as a fraction of the image area (default: {training.DEFAULT_MIN_CROP_AREA}, for the 8x8 digits; the paper's is 0.08)")
-    parser.add_argument("--strategy", default="auto", choices=training.STRATEGIES, help="distribution strategy; 'auto': multi-worker with a TF_CONFIG cluster, mirrored over GPUs or --devices, else one device (default: auto)")
+    parser.add_argument("--min-crop-area", type=float, default=defaults.DEFAULT_MIN_CROP_AREA, help=f"smallest random training crop, as a fraction of the image area (default: {defaults.DEFAULT_MIN_CROP_AREA}, for the 8x8 digits; the paper's is 0.08)")
+    parser.add_argument("--strategy", default="auto", choices=defaults.STRATEGIES, help="distribution strategy; 'auto': multi-worker with a TF_CONFIG cluster, mirrored over GPUs or --devices, else one device (default: auto)")
     parser.add_argument("--devices", type=int, default=None, help="split the CPU into this many logical devices, to test mirrored training on one machine (default: none)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and augmentation (default: 0)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
-    parser.add_argument("--verbose", type=int, default=2, choices=[0, 1, 2], help="fit's progress output: 0 silent, 1 progress bar, 2 one line per epoch (default: 2)")
-    parser.set_defaults(handler=_train)
+    parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
+    _finish(parser, _train, source="data")
 
 
 def _train(args):
@@ -189,7 +225,7 @@ def _train(args):
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, use_ema=args.use_ema,
         ema_momentum=args.ema_momentum, mixed_precision=args.mixed_precision, min_crop_area=args.min_crop_area,
         strategy=args.strategy, devices=args.devices, seed=args.seed, data_dir=args.data_dir,
-        manual_dir=args.manual_dir, verbose=args.verbose,
+        manual_dir=args.manual_dir, verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
     )
 
 
@@ -200,7 +236,7 @@ def _add_evaluate(subparsers):
         description="Evaluates the main head of a checkpoint written by `train`. With 10 or 144 crops the softmax "
         "outputs are averaged over the crops, as in Section 7 of the paper.",
     )
-    parser.add_argument("checkpoint", help="a .keras checkpoint (best.keras or last.keras of a training run)")
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="a .keras checkpoint (best.keras or last.keras of a training run)")
     parser.add_argument("--data", default="digits", help="'digits' (built in), an image folder or a tfds name (default: digits)")
     parser.add_argument("--split", default="validation", help="split to evaluate (default: validation)")
     parser.add_argument("--crops", type=int, default=1, choices=[1, 10, 144], help="crops per image: 1 centre crop, 10 (corners, centre and mirrors) or the paper's 144 (default: 1)")
@@ -208,7 +244,7 @@ def _add_evaluate(subparsers):
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (default: all)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
-    parser.set_defaults(handler=_evaluate)
+    _finish(parser, _evaluate, source="data", model="checkpoint")
 
 
 def _evaluate(args):
@@ -228,6 +264,7 @@ def build_parser():
         prog="keras-googlenet",
         description="GoogLeNet (Inception v1) for Keras 3: build, train, evaluate, export and predict.",
     )
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add_command in COMMANDS:
         add_command(subparsers)
@@ -236,13 +273,74 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    if args.debug:
+        return args.handler(args) or 0
     try:
-        args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"keras-googlenet {args.command}: error: {message}", file=sys.stderr)
+        _quiet_tensorflow()
+        status = args.handler(args)
+    except (ValueError, OSError) as error:  # bad input; FileNotFoundError and PermissionError are OSErrors
+        _report(args.command, _name_flags(_first_line(error), args.flags))
         return 2
-    return 0
+    except KeyboardInterrupt:
+        _report(args.command, "interrupted")
+        return 130
+    except Exception as error:  # a bug, or a failure inside TensorFlow: one line, the rest behind --debug
+        _report(args.command, f"{type(error).__name__}: {_first_line(error)} (run with --debug for the traceback)")
+        return 1
+    return status or 0
+
+
+def _report(command, message):
+    print(f"keras-googlenet {command}: error: {message}", file=sys.stderr)
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _name_flags(message, flags):
+    """Shows a library message in the command's terms: ``formats`` becomes ``--format``."""
+    message = re.sub(r"`(\w+)`", lambda match: flags.get(match.group(1), match.group(0)), message)
+    head, received, tail = message.partition("Received: ")
+    tail = re.sub(r"(^|, )(\w+)=", lambda match: match.group(1) + flags.get(match.group(2), match.group(2)) + "=", tail)
+    return head + received + tail
+
+
+# Lines TensorFlow's C++ code prints to fd 2 while its shared libraries load
+# (oneDNN, cudart stub, cuInit): absl-formatted, "I0000 00:00:17... port.cc:153] ...".
+_TF_NOISE = re.compile(
+    r"WARNING: All log messages before absl::InitializeLog\(\)|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]"
+    r"|To enable the following instructions:"
+)
+
+
+def _quiet_tensorflow():
+    """Imports TensorFlow without its C++ start-up lines; other output passes through.
+
+    TF_CPP_MIN_LOG_LEVEL=3 hides the lines logged once absl is initialised
+    (cpu_feature_guard, cuInit), but TF 2.21 prints the oneDNN and cudart
+    lines while its libraries load, before absl reads any setting: only
+    capturing file descriptor 2 during the import hides those.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass  # the command that needs it reports it
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        capture.seek(0)
+        lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+    sys.stderr.write("".join(line for line in lines if not _TF_NOISE.match(line)))
 
 
 if __name__ == "__main__":

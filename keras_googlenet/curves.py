@@ -9,6 +9,8 @@ matplotlib.use("Agg")  # no display: training runs headless
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from keras_googlenet import checkpointing  # noqa: E402
+
 HEADS = ("main", "aux1", "aux2")
 ACCURACIES = ("main_top1", "main_top5")
 
@@ -32,7 +34,7 @@ def plot_training_curves(csv_path, png_path):
             for prefix, style in (("", "-"), ("val_", "--")):
                 # A single-output model logs "top1", not "main_top1".
                 name = key if not rows or f"{prefix}{key}" in rows[0] else key.removeprefix("main_")
-                values = [_number(row.get(f"{prefix}{name}")) for row in rows]
+                values = [number(row.get(f"{prefix}{name}")) for row in rows]
                 if any(math.isfinite(value) for value in values):
                     axes.plot(epochs, values, style, marker="o", label=f"{prefix}{name}")
         axes.set_xlabel("epoch")
@@ -42,13 +44,17 @@ def plot_training_curves(csv_path, png_path):
         axes.legend(fontsize="small")
     accuracy_axes.set_ylim(0, 1)
     figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
+    # Atomically: a run killed while drawing keeps its previous curves.
+    checkpointing.write_atomically(png_path, lambda path: figure.savefig(path, dpi=100))
     plt.close(figure)
     return str(png_path)
 
 
-def _number(text):
-    # CSVLogger always writes val_ columns, "NA" when there was no validation.
+def number(text):
+    """A logged value as a float, NaN when missing or not a number.
+
+    CSVLogger always writes val_ columns, "NA" when there was no validation.
+    """
     try:
         return float(text)
     except (TypeError, ValueError):

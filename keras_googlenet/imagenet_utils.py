@@ -10,6 +10,11 @@ from keras import ops
 from keras_googlenet import scaling
 
 CLASS_INDEX_RESOURCE = "data/imagenet_class_index.json"
+# Two spellings of the same 1000 classes (same order, same wnids):
+# "keras": keras.applications' decode_predictions ("African_elephant"; two
+# "crane" and two "maillot" entries), "readable": human-readable variants
+# ("African bush elephant").
+CLASS_INDEX_RESOURCES = {"keras": "data/keras_imagenet_class_index.json", "readable": CLASS_INDEX_RESOURCE}
 
 
 def preprocess_input(x, variant="paper", data_format=None):
@@ -46,25 +51,43 @@ def preprocess_input(x, variant="paper", data_format=None):
 
 
 @functools.cache
-def imagenet_classes():
-    """The 1000 ImageNet classes in the standard order, as (wnid, name) pairs."""
-    text = importlib.resources.files("keras_googlenet").joinpath(CLASS_INDEX_RESOURCE).read_text()
+def imagenet_classes(names="keras"):
+    """The 1000 ImageNet classes in the standard order, as (wnid, name) pairs.
+
+    Args:
+        names: ``"keras"`` (the default, keras.applications' names:
+            "African_elephant"), or ``"readable"`` ("African bush elephant").
+            One default everywhere: `decode_predictions`, the labels that
+            `export` writes and what `predict` prints agree.
+    """
+    _validate_names(names)
+    text = importlib.resources.files("keras_googlenet").joinpath(CLASS_INDEX_RESOURCES[names]).read_text()
     index = json.loads(text)
     return tuple(tuple(index[str(i)]) for i in range(len(index)))
 
 
-def decode_predictions(preds, top=5):
+def decode_predictions(preds, top=5, names="keras"):
     """Decodes an ImageNet prediction batch, from the bundled class index.
 
+    As keras.applications' ``decode_predictions``, offline. The output of the
+    default three-head GoogLeNet (``model.predict`` returns a list
+    ``[main, aux1, aux2]``, or a dict with ``"main"``) is decoded from the
+    main head, which is the network's prediction; the auxiliary heads only
+    help training.
+
     Args:
-        preds: an array of shape (samples, 1000): probabilities or logits.
+        preds: an array of shape (samples, 1000), probabilities or logits; or
+            the three-head output, a list or tuple of three such arrays or a
+            dict holding ``"main"``.
         top: how many classes to return per sample.
+        names: ``"keras"`` (the default: keras.applications' names, such as
+            "African_elephant") or ``"readable"`` ("African bush elephant").
 
     Returns:
         One list per sample of ``(wnid, class_name, score)`` tuples, best first.
     """
-    classes = imagenet_classes()
-    preds = np.asarray(preds)
+    classes = imagenet_classes(names)
+    preds = np.asarray(_main_head(preds))
     if preds.ndim != 2 or preds.shape[1] != len(classes):
         raise ValueError(
             f"decode_predictions expects a batch of shape (samples, {len(classes)}). "
@@ -77,3 +100,29 @@ def decode_predictions(preds, top=5):
         best = np.argsort(row)[::-1][:top]
         results.append([(*classes[i], float(row[i])) for i in best])
     return results
+
+
+def _main_head(preds):
+    """The main head's array of a three-head output; any other array unchanged."""
+    if isinstance(preds, dict):
+        if "main" not in preds:
+            raise ValueError(
+                "decode_predictions takes a dict of head outputs only with a 'main' entry; build the model with "
+                f"aux_heads=False or use keras_googlenet.inference_model(model). Received: preds.keys()={sorted(preds)}"
+            )
+        return preds["main"]
+    if isinstance(preds, (list, tuple)) and preds and all(np.ndim(head) == 2 for head in preds):
+        # A list of 2D arrays is the heads' output, never one batch (that would be a list of rows).
+        if len(preds) not in (1, 3):
+            raise ValueError(
+                "decode_predictions takes a list of head outputs only as GoogLeNet's three, [main, aux1, aux2]; "
+                "build the model with aux_heads=False or use keras_googlenet.inference_model(model). "
+                f"Received: len(preds)={len(preds)}"
+            )
+        return preds[0]
+    return preds
+
+
+def _validate_names(names):
+    if names not in CLASS_INDEX_RESOURCES:
+        raise ValueError(f"The `names` argument must be one of {sorted(CLASS_INDEX_RESOURCES)}. Received: names={names!r}")

@@ -239,11 +239,6 @@ def _validate_arguments(
     classifier_activation, aux_heads, variant, pretrained,
 ):
     """Checks every argument before anything is built; returns the variant."""
-    if not (weights is None or pretrained or _is_weights_path(weights)):
-        raise ValueError(
-            "The `weights` argument must be None, 'imagenet' or the path to a weights file "
-            f"(.weights.h5, Caffe's .caffemodel or torchvision's .pth). Received: weights={weights!r}"
-        )
     if variant is None:
         variant = "paper"  # always, with or without weights: the package's network
     if variant not in architecture.VARIANTS:
@@ -251,7 +246,8 @@ def _validate_arguments(
             f"The `variant` argument must be one of {sorted(architecture.VARIANTS)}. "
             f"Received: variant={variant!r}"
         )
-    _validate_weights_file(weights, variant)
+    _validate_weights_file(weights, variant)  # a file of the other variant: say so first
+    _validate_weights_source(weights, pretrained)
     if pooling not in _POOLINGS:
         raise ValueError(
             f"The `pooling` argument must be None, 'avg' or 'max'. Received: pooling={pooling!r}"
@@ -296,6 +292,43 @@ def _validate_weights_file(weights, variant):
         raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
 
 
+def _validate_weights_source(weights, pretrained):
+    """The weights name or path: a missing file is named as missing, a non-HDF5 .weights.h5 as such."""
+    looks_like_path = isinstance(weights, os.PathLike) or (
+        isinstance(weights, str) and (os.sep in weights or "/" in weights or os.path.splitext(weights)[1] != "")
+    )
+    if weights is not None and not (isinstance(weights, str) and weights in pretrained_weights.PRETRAINED_WEIGHTS):
+        if looks_like_path and not os.path.isfile(weights):
+            raise ValueError(f"The weights file does not exist. Received: weights={weights!r}")
+    if not (weights is None or pretrained or _is_weights_path(weights)):
+        raise ValueError(
+            "The `weights` argument must be None, 'imagenet' or the path to a weights file "
+            f"(.weights.h5, Caffe's .caffemodel or torchvision's .pth). Received: weights={weights!r}"
+        )
+    if _is_weights_path(weights) and not _is_hdf5(weights):
+        empty = os.path.getsize(weights) == 0
+        raise ValueError(
+            f"The weights file is {'empty' if empty else 'not an HDF5 file, as .weights.h5 files are'}. "
+            f"Received: weights={weights!r}"
+        )
+
+
+def _is_hdf5(path):
+    """Whether the file holds the HDF5 signature, at byte 0 or 512, 1024, 2048... (HDF5 spec, III.A "Superblock")."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as file:
+        offset = 0
+        while offset + len(_HDF5_SIGNATURE) <= size:
+            file.seek(offset)
+            if file.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
 def _resolve_input_shape(input_shape, input_tensor):
     if input_shape is None and input_tensor is not None:
         input_shape = tuple(input_tensor.shape[1:])
@@ -310,6 +343,12 @@ def _resolve_input_shape(input_shape, input_tensor):
 
 def _validate_input_shape(input_shape, include_top, with_aux_heads, variant, pretrained):
     height, width, channels = input_shape
+    if height in (1, 3, 4) and channels is not None and channels > 4:
+        # (3, 224, 224) is PyTorch's order; as (height, width, channels) it would be 3 pixels high.
+        raise ValueError(
+            "GoogLeNet is channels_last: input_shape is (height, width, channels), e.g. (224, 224, 3); this one "
+            f"looks channels_first. Received: input_shape={input_shape}"
+        )
     if channels is None or channels < 1 or (pretrained and channels != 3):
         allowed = "3 channels with pretrained weights" if pretrained else "a channel count >= 1"
         raise ValueError(f"GoogLeNet needs {allowed}. Received: input_shape={input_shape}")
@@ -326,7 +365,11 @@ def _validate_input_shape(input_shape, include_top, with_aux_heads, variant, pre
     minimum = minimum_input_size(variant, with_aux_heads)
     for size in (height, width):
         if size is not None and size < minimum:
-            reason = " (the 4a and 4d maps must be at least 5x5 for the auxiliary heads)" if with_aux_heads else ""
+            reason = (
+                " (the 4a and 4d maps must be at least 5x5 for the auxiliary heads; aux_heads=False lowers it to "
+                f"{minimum_input_size(variant, False)}x{minimum_input_size(variant, False)})"
+                if with_aux_heads else ""
+            )
             raise ValueError(
                 f"The input must be at least {minimum}x{minimum}{reason}. Received: input_shape={input_shape}"
             )

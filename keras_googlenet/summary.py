@@ -1,11 +1,7 @@
 """A first look at the network: layers, parameters per head, one prediction."""
 
-import importlib.resources
-
 from keras_googlenet import augment, imagenet_utils, images, model as model_lib
 from keras_googlenet.task import inference_model
-
-SAMPLE_PHOTO = "data/sample_photo.jpg"
 
 
 def print_summary(variant=None, weights=None, image=None, input_size=224, print_fn=print):
@@ -20,7 +16,7 @@ def print_summary(variant=None, weights=None, image=None, input_size=224, print_
         print_fn(f"  {part:<9} {count:>12,}")
     print_fn(f"  {'total':<9} {net.count_params():>12,}")
 
-    path = image or importlib.resources.files("keras_googlenet").joinpath(SAMPLE_PHOTO)
+    path = image or images.sample_photo("owl.jpg")
     pixels = augment.eval_transform(images.load_image(path), input_size).numpy()
     batch = imagenet_utils.preprocess_input(pixels[None], variant=variant)
     probabilities = inference_model(net).predict(batch, verbose=0)

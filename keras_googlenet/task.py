@@ -10,10 +10,13 @@ OUTPUT_NAMES = tuple(architecture.LOSS_WEIGHTS)
 
 @keras.saving.register_keras_serializable(package="keras_googlenet")
 class SparseCrossentropy(keras.losses.Loss):
-    """Sparse categorical cross-entropy with optional label smoothing.
+    """Categorical cross-entropy of integer labels or one-hot labels, with optional label smoothing.
 
-    Keras' `SparseCategoricalCrossentropy` has no label smoothing, so integer
-    labels are one-hot encoded here when smoothing is asked for.
+    Integer labels have shape ``(batch,)`` or ``(batch, 1)``; one-hot labels
+    (as `keras.utils.to_categorical` makes them) have shape ``(batch,
+    classes)``, and are told apart by that last dimension. Keras'
+    `SparseCategoricalCrossentropy` has no label smoothing, so integer labels
+    are one-hot encoded here when smoothing is asked for.
     """
 
     def __init__(self, from_logits=False, label_smoothing=0.0, name="sparse_crossentropy", **kwargs):
@@ -22,17 +25,54 @@ class SparseCrossentropy(keras.losses.Loss):
         self.label_smoothing = label_smoothing
 
     def call(self, y_true, y_pred):
-        if not self.label_smoothing:
-            return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
-        labels = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(y_pred)[-1])
+        if not _is_one_hot(y_true, y_pred):
+            if not self.label_smoothing:
+                return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=self.from_logits)
+            y_true = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(y_pred)[-1])
         return keras.losses.categorical_crossentropy(
-            labels, y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing
+            ops.cast(y_true, y_pred.dtype), y_pred, from_logits=self.from_logits, label_smoothing=self.label_smoothing
         )
 
     def get_config(self):
         config = super().get_config()
         config.update(from_logits=self.from_logits, label_smoothing=self.label_smoothing)
         return config
+
+
+class _IntegerOrOneHotLabels:
+    """Turns one-hot labels into class indices before a sparse accuracy metric sees them."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if _is_one_hot(y_true, y_pred):
+            y_true = ops.argmax(y_true, axis=-1)
+        return super().update_state(y_true, y_pred, sample_weight=sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="keras_googlenet")
+class Top1Accuracy(_IntegerOrOneHotLabels, keras.metrics.SparseCategoricalAccuracy):
+    """`SparseCategoricalAccuracy` that also takes one-hot labels."""
+
+
+@keras.saving.register_keras_serializable(package="keras_googlenet")
+class TopKAccuracy(_IntegerOrOneHotLabels, keras.metrics.SparseTopKCategoricalAccuracy):
+    """`SparseTopKCategoricalAccuracy` that also takes one-hot labels."""
+
+
+def _is_one_hot(y_true, y_pred):
+    """Whether labels are one-hot rows rather than class indices, from their static shape.
+
+    Raises a one-line ValueError for labels that are neither: without it
+    Keras fails deep inside with "Argument `output` must have rank ...".
+    """
+    classes = y_pred.shape[-1]
+    if len(y_true.shape) < len(y_pred.shape) or y_true.shape[-1] == 1:
+        return False
+    if len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] in (classes, None):
+        return True
+    raise ValueError(
+        f"The labels must be integer class indices, shape (batch,), or one-hot rows, shape (batch, {classes}) "
+        f"as keras.utils.to_categorical makes them. Received: labels of shape {tuple(y_true.shape)}"
+    )
 
 
 def compile_googlenet(
@@ -43,9 +83,10 @@ def compile_googlenet(
     from_logits=None,
     **compile_kwargs,
 ):
-    """Compiles a GoogLeNet for training on integer labels.
+    """Compiles a GoogLeNet for training on integer labels or one-hot labels.
 
-    Every output gets sparse categorical cross-entropy, weighted as in the
+    Every output gets categorical cross-entropy (`SparseCrossentropy`, which
+    takes either kind of labels), weighted as in the
     paper (``{"main": 1.0, "aux1": 0.3, "aux2": 0.3}``) unless overridden.
     Top-1 and top-5 accuracy are reported on ``main`` only. ``loss`` is
     passed as a dict because Keras rejects a single loss with a dict of
@@ -90,10 +131,7 @@ def compile_googlenet(
         loss={name: SparseCrossentropy(from_logits, label_smoothing) for name in outputs},
         loss_weights=weights,
         metrics={
-            "main": [
-                keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5"),
-            ]
+            "main": [Top1Accuracy(name="top1"), TopKAccuracy(k=5, name="top5")]
         },
         **compile_kwargs,
     )

@@ -8,23 +8,32 @@ backups, logs and curves, then evaluates it. The pieces it is made of
 `make_callbacks`) are public so that examples and tests can reuse them.
 """
 
+import contextlib
 import dataclasses
+import functools
 import json
+import math
 import os
 import pathlib
+import shutil
 import socket
+import sys
 import tempfile
+import types
 
 import keras
 import tensorflow as tf
 
-from keras_googlenet import architecture, augment, curves, evaluation, pipeline, predict
+from keras_googlenet import architecture, augment, checkpointing, curves, evaluation, pipeline, predict
 from keras_googlenet.model import GoogLeNet
 from keras_googlenet.task import compile_googlenet
-
-STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
-SCHEDULES = ("paper", "cosine", "constant")
-MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
+# The defaults and choices live in the light `defaults` module, which the CLI
+# reads without importing TensorFlow; re-exported here for the library's users.
+from keras_googlenet.defaults import (
+    DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_EPOCHS, DEFAULT_IMAGE_SIZE, DEFAULT_LEARNING_RATE,
+    DEFAULT_MIN_CROP_AREA, DEFAULT_OUTPUT_DIR, DEFAULT_VARIANT, MIXED_PRECISION_POLICIES, SCHEDULES,
+    STRATEGIES, WEIGHT_DECAY,
+)
 
 # Section 6: "asynchronous stochastic gradient descent with 0.9 momentum [17],
 # fixed learning rate schedule (decreasing the learning rate by 4% every 8
@@ -33,22 +42,7 @@ MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 MOMENTUM = 0.9
 PAPER_DECAY_RATE = 0.96
 PAPER_EPOCHS_PER_DECAY = 8
-WEIGHT_DECAY = 2e-4
 NO_WEIGHT_DECAY = ("bias", "gamma", "beta")
-
-# The defaults train the README's main job: the "bn" variant at 96 px on the
-# built-in digits, 4 epochs on two CPU cores. Batch norm lets SGD converge in
-# that time; the paper variant (no batch norm) needs far longer.
-DEFAULT_DATA = "digits"
-DEFAULT_VARIANT = "bn"
-DEFAULT_IMAGE_SIZE = 96
-DEFAULT_EPOCHS = 4
-DEFAULT_BATCH_SIZE = 32
-DEFAULT_LEARNING_RATE = 0.01
-# The digits are 8x8: the paper's smallest crop (8% of the area) keeps 2x2
-# pixels of them, no digit. 0.08 is right for natural images (ImageNet).
-DEFAULT_MIN_CROP_AREA = 0.5
-DEFAULT_OUTPUT_DIR = "runs/googlenet"
 
 BEST_CHECKPOINT = "best.keras"
 LAST_CHECKPOINT = "last.keras"
@@ -111,12 +105,18 @@ def train(
 
     Run again with the same arguments after an interruption (even SIGKILL),
     training resumes at the first unfinished epoch with the weights and
-    optimizer state backed up at the end of the last finished one.
+    optimizer state backed up at the end of the last finished one. Every
+    file is written atomically; a damaged backup is skipped, with a
+    warning, for the one before it (see `checkpointing.EpochBackup`).
+
+    One run at a time per ``output_dir``: a second one raises a ValueError
+    at once, naming the PID of the first (`checkpointing.lock_output_dir`).
 
     Under `MultiWorkerMirroredStrategy` every worker runs this function;
     only the chief writes to ``output_dir`` (the others write their
     checkpoints and logs to a temporary folder, as the Keras multi-worker
-    guide asks, and their backups to ``output_dir/backup/worker_<i>``).
+    guide asks, deleted at the end, and their backups to
+    ``output_dir/backup/worker_<i>``).
 
     Args:
         data: ``"digits"`` (the built-in offline default), an image folder or
@@ -156,122 +156,225 @@ def train(
         data_dir: where tfds keeps its datasets.
         manual_dir: the hand-downloaded archives of a tfds dataset (ImageNet).
         callbacks: more Keras callbacks, run after the built-in ones.
-        verbose: passed to `model.fit`.
-        print_fn: where the final report goes.
+        verbose: `model.fit`'s output: 0 silent, 1 a progress bar, 2 one line
+            per epoch; ``"auto"``: 1 when stdout is a terminal, else 2.
+        print_fn: where the plan (first, at once), the resume notice and the
+            final report go.
 
     Returns:
-        A `TrainingResult`.
+        A `TrainingResult`. Its paths are in ``output_dir`` on every worker.
     """
-    _check_arguments(
-        epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, learning_rate=learning_rate,
-        schedule=schedule, warmup_epochs=warmup_epochs, weight_decay=weight_decay, ema_momentum=ema_momentum,
-        mixed_precision=mixed_precision, min_crop_area=min_crop_area, variant=variant, image_size=image_size,
-        aux_heads=aux_heads,
-    )
+    job = types.SimpleNamespace(**locals())  # the arguments, handed to the steps below
+    _check_arguments(**vars(job))
+    say = _flushing(print_fn)
+    _announce(job, say)
     strategy = make_strategy(strategy, devices)
-    replicas = strategy.num_replicas_in_sync
-    global_batch_size = batch_size * replicas
-    chief = is_chief(strategy)
-    output_dir = pathlib.Path(output_dir)
-    write_dir = output_dir if chief else pathlib.Path(tempfile.mkdtemp(prefix="keras_googlenet_worker_"))
-    write_dir.mkdir(parents=True, exist_ok=True)
-
-    train_data, info = pipeline.make_dataset(
-        data, split=split, image_size=image_size, batch_size=global_batch_size, training=True, variant=variant,
-        seed=seed, data_dir=data_dir, manual_dir=manual_dir, repeat=True,
-        crop_area_range=(min_crop_area, augment.CROP_AREA_RANGE[1]),
-    )
-    if steps_per_epoch is None:
-        steps_per_epoch = _steps_per_pass(info, split, global_batch_size)
-    validation_data = None
-    if validation_split is not None:
-        validation_data, _ = pipeline.make_dataset(
-            data, split=validation_split, image_size=image_size, batch_size=global_batch_size, training=False,
-            variant=variant, data_dir=data_dir, manual_dir=manual_dir,
-        )
-    train_data, validation_data = (_shard_by_data(_targets(d, aux_heads)) for d in (train_data, validation_data))
-
-    previous_policy = keras.mixed_precision.global_policy()
-    if mixed_precision:
-        keras.mixed_precision.set_global_policy(mixed_precision)
+    folders = _folders(output_dir, strategy)
     try:
-        keras.utils.set_random_seed(seed)
-        with strategy.scope():
-            model = GoogLeNet(
-                input_shape=(image_size, image_size, 3), classes=info.num_classes, aux_heads=aux_heads, variant=variant
-            )
-            optimizer = make_optimizer(
-                learning_rate_schedule(schedule, learning_rate, steps_per_epoch, epochs, warmup_epochs),
-                weight_decay=weight_decay, use_ema=use_ema, ema_momentum=ema_momentum,
-            )
-            compile_googlenet(model, optimizer=optimizer, label_smoothing=label_smoothing)
-            if _is_multi_worker(strategy):
-                _work_around_keras_multi_worker_bugs(model, train_data)
+        # Only the chief writes to output_dir, so only the chief locks it.
+        with checkpointing.lock_output_dir(folders.output_dir) if folders.chief else contextlib.nullcontext():
+            return _train_in(folders, job, strategy, say)
+    finally:
+        if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
+            shutil.rmtree(folders.write_dir, ignore_errors=True)
 
-        backup_dir = output_dir / BACKUP_DIR
-        if _is_multi_worker(strategy):
-            # Each worker backs up its own state: Keras 3's BackupAndRestore
-            # has every worker write the same file otherwise.
-            backup_dir = backup_dir / f"worker_{strategy.cluster_resolver.task_id}"
-        resumed_from = _backed_up_epoch(backup_dir)
-        if resumed_from:
-            print_fn(f"Resuming after epoch {resumed_from} from the backup in {backup_dir}")
-        # Keras prefixes metrics with the output name only for several outputs.
-        monitor = ("val_" if validation_data is not None else "") + ("main_top1" if aux_heads else "top1")
-        fit_callbacks = make_callbacks(write_dir, backup_dir, monitor=monitor, use_ema=use_ema) + list(callbacks)
-        try:
-            history = model.fit(
-                train_data,
-                epochs=epochs,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=validation_data,
-                callbacks=fit_callbacks,
-                shuffle=False,  # the pipeline shuffles; Keras warns it cannot
-                verbose=verbose,
-            )
-        except RuntimeError as error:
-            if NAN_MESSAGE not in str(error):
-                raise
-            raise ValueError(
-                f"Training stopped: the loss became NaN or infinite ({str(error).splitlines()[0]}); the backup "
-                f"of the last good epoch is kept. Lower the learning rate. Received: learning_rate={learning_rate!r}"
-            ) from None
 
-        # The last checkpoint is the final model: with EMA, `fit` has already
-        # put the averaged weights in place (`finalize_variable_values`).
-        model.save(write_dir / LAST_CHECKPOINT)
-        predict.write_labels(write_dir / predict.LABELS_FILE, info.class_names)
-        if chief:
-            curves.plot_training_curves(write_dir / CSV_LOG, write_dir / CURVES_PNG)
-        scores = {}
-        if validation_split is not None:
-            # The best checkpoint is the one a user ships, so that is what is reported.
-            best = write_dir / BEST_CHECKPOINT
-            scores = evaluation.evaluate(
-                str(best) if best.exists() else model, data, split=validation_split, crops=1,
-                batch_size=global_batch_size,
-                data_dir=data_dir, manual_dir=manual_dir,
-            )
+@dataclasses.dataclass(frozen=True)
+class _Folders:
+    output_dir: pathlib.Path  # the user's folder
+    write_dir: pathlib.Path  # where this process writes: output_dir on the chief, a temporary folder elsewhere
+    backup_dir: pathlib.Path
+    chief: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class _Data:
+    train: tf.data.Dataset
+    validation: object  # a tf.data.Dataset or None
+    validation_steps: object  # an int, or None when unknown
+    info: object  # datasets.DatasetInfo
+    steps_per_epoch: int
+    global_batch_size: int
+
+
+def _train_in(folders, job, strategy, say):
+    """`train` once the strategy is made and the output folder is ours."""
+    checkpointing.remove_temporary_files(folders.write_dir)  # left by a run killed while writing
+    replicas = strategy.num_replicas_in_sync
+    say(
+        f"Strategy: {_strategy_name(strategy)}, {replicas} replica(s); global batch {job.batch_size * replicas} "
+        f"({job.batch_size} per replica)."
+    )
+    data = _make_data(job, job.batch_size * replicas)
+    previous_policy = keras.mixed_precision.global_policy()
+    if job.mixed_precision:
+        keras.mixed_precision.set_global_policy(job.mixed_precision)
+    try:
+        model = _build_model(job, strategy, data)
+        history = _fit(model, job, data, folders, say)
+        scores = _save_and_evaluate(model, job, data, folders)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
+    paths = folders.output_dir  # on the other workers too: their own files are deleted
     result = TrainingResult(
-        output_dir=str(write_dir),
-        best_checkpoint=str(write_dir / BEST_CHECKPOINT),
-        last_checkpoint=str(write_dir / LAST_CHECKPOINT),
-        curves=str(write_dir / CURVES_PNG),
-        csv_log=str(write_dir / CSV_LOG),
-        tensorboard_dir=str(write_dir / TENSORBOARD_DIR),
+        output_dir=str(paths),
+        best_checkpoint=str(paths / BEST_CHECKPOINT),
+        last_checkpoint=str(paths / LAST_CHECKPOINT),
+        curves=str(paths / CURVES_PNG),
+        csv_log=str(paths / CSV_LOG),
+        tensorboard_dir=str(paths / TENSORBOARD_DIR),
         history=history.history,
         evaluation=scores,
         replicas=replicas,
-        global_batch_size=global_batch_size,
-        is_chief=chief,
+        global_batch_size=data.global_batch_size,
+        is_chief=folders.chief,
     )
-    if chief:
-        (write_dir / SUMMARY_FILE).write_text(json.dumps(dataclasses.asdict(result), indent=2, default=float))
-        _report(result, info, strategy, validation_split, print_fn)
+    if folders.chief:
+        summary = json.dumps(dataclasses.asdict(result), indent=2, default=float)
+        checkpointing.write_text_atomically(folders.write_dir / SUMMARY_FILE, summary)
+        _report(result, data.info, strategy, job.validation_split, say)
     return result
+
+
+def _announce(job, say):
+    # First, before TensorFlow builds anything: on two cores the data, the
+    # model and the first step's compilation take minutes of silence.
+    heads = "three heads" if job.aux_heads else "main head only"
+    data = os.fspath(job.data) if isinstance(job.data, os.PathLike) else job.data
+    say(
+        f"Training GoogLeNet (variant {job.variant!r}, {job.image_size}x{job.image_size} px, {heads}) on {data!r} "
+        f"for {job.epochs} epoch(s) into {job.output_dir}"
+    )
+
+
+def _folders(output_dir, strategy):
+    output_dir = pathlib.Path(output_dir)
+    chief = is_chief(strategy)
+    # The Keras multi-worker guide: the other workers write to temporary
+    # folders, deleted at the end.
+    write_dir = output_dir if chief else pathlib.Path(tempfile.mkdtemp(prefix="keras_googlenet_worker_"))
+    backup_dir = output_dir / BACKUP_DIR
+    if _is_multi_worker(strategy):
+        # Each worker backs up its own state (weights may differ in their
+        # batch norm statistics); writing one file from all workers fails.
+        backup_dir = backup_dir / f"worker_{strategy.cluster_resolver.task_id}"
+    return _Folders(output_dir=output_dir, write_dir=write_dir, backup_dir=backup_dir, chief=chief)
+
+
+def _make_data(job, global_batch_size):
+    """The training and validation datasets: batches of the global size, one target per head."""
+    train_data, info = pipeline.make_dataset(
+        job.data, split=job.split, image_size=job.image_size, batch_size=global_batch_size, training=True,
+        variant=job.variant, seed=job.seed, data_dir=job.data_dir, manual_dir=job.manual_dir, repeat=True,
+        crop_area_range=(job.min_crop_area, augment.CROP_AREA_RANGE[1]),
+    )
+    steps_per_epoch = job.steps_per_epoch or _steps_per_pass(info, job.split, global_batch_size)
+    validation_data = validation_steps = None
+    if job.validation_split is not None:
+        validation_data, _ = pipeline.make_dataset(
+            job.data, split=job.validation_split, image_size=job.image_size, batch_size=global_batch_size,
+            training=False, variant=job.variant, data_dir=job.data_dir, manual_dir=job.manual_dir,
+        )
+        # An image folder's dataset has no known length (`ignore_errors`):
+        # counted, the validation pass ends without Keras' "Your input ran
+        # out of data" warning. The last batch may be partial.
+        examples = (info.num_examples or {}).get(job.validation_split)
+        validation_steps = -(-examples // global_batch_size) if examples else None
+    train_data, validation_data = (_shard_by_data(_targets(d, job.aux_heads)) for d in (train_data, validation_data))
+    return _Data(train_data, validation_data, validation_steps, info, steps_per_epoch, global_batch_size)
+
+
+def _build_model(job, strategy, data):
+    """The compiled three-head model, its variables placed by the strategy."""
+    keras.utils.set_random_seed(job.seed)
+    with strategy.scope():
+        model = GoogLeNet(
+            input_shape=(job.image_size, job.image_size, 3), classes=data.info.num_classes, aux_heads=job.aux_heads,
+            variant=job.variant,
+        )
+        optimizer = make_optimizer(
+            learning_rate_schedule(job.schedule, job.learning_rate, data.steps_per_epoch, job.epochs, job.warmup_epochs),
+            weight_decay=job.weight_decay, use_ema=job.use_ema, ema_momentum=job.ema_momentum,
+        )
+        compile_googlenet(model, optimizer=optimizer, label_smoothing=job.label_smoothing)
+        if _is_multi_worker(strategy):
+            _work_around_keras_multi_worker_bugs(model, data.train)
+    return model
+
+
+def _fit(model, job, data, folders, say):
+    """`model.fit` from the last backup, if any, with the built-in callbacks; returns its History."""
+    backup = checkpointing.EpochBackup(folders.backup_dir)
+    if backup.resume_epoch:
+        say(f"Resuming after epoch {backup.resume_epoch} from the backup in {folders.backup_dir}")
+    # Keras prefixes metrics with the output name only for several outputs.
+    monitor = ("val_" if data.validation is not None else "") + ("main_top1" if job.aux_heads else "top1")
+    logged = checkpointing.trim_history(folders.write_dir / CSV_LOG, backup.resume_epoch)
+    best_so_far = _best_logged(logged, monitor) if (folders.write_dir / BEST_CHECKPOINT).exists() else None
+    callbacks = make_callbacks(folders.write_dir, backup, monitor=monitor, use_ema=job.use_ema, best_so_far=best_so_far)
+    say(f"{data.steps_per_epoch} steps per epoch; the first one compiles the model and takes longest.")
+    try:
+        return model.fit(
+            data.train,
+            epochs=job.epochs,
+            initial_epoch=backup.resume_epoch,
+            steps_per_epoch=data.steps_per_epoch,
+            validation_data=data.validation,
+            validation_steps=data.validation_steps,
+            callbacks=callbacks + list(job.callbacks),
+            shuffle=False,  # the pipeline shuffles; Keras warns it cannot
+            verbose=_fit_verbosity(job.verbose),
+        )
+    except RuntimeError as error:
+        if NAN_MESSAGE not in str(error):
+            raise
+        raise ValueError(
+            f"Training stopped: the loss became NaN or infinite ({str(error).splitlines()[0]}); the backup "
+            f"of the last good epoch is kept. Lower the learning rate. Received: learning_rate={job.learning_rate!r}"
+        ) from None
+
+
+def _save_and_evaluate(model, job, data, folders):
+    """Writes the last checkpoint, labels and curves; returns the best checkpoint's scores."""
+    write_dir = folders.write_dir
+    # The last checkpoint is the final model: with EMA, `fit` has already
+    # put the averaged weights in place (`finalize_variable_values`).
+    checkpointing.write_atomically(write_dir / LAST_CHECKPOINT, model.save)
+    checkpointing.write_atomically(
+        write_dir / predict.LABELS_FILE, lambda path: predict.write_labels(path, data.info.class_names)
+    )
+    if folders.chief:
+        curves.plot_training_curves(write_dir / CSV_LOG, write_dir / CURVES_PNG)
+    if job.validation_split is None:
+        return {}
+    # The best checkpoint is the one a user ships, so that is what is reported.
+    best = write_dir / BEST_CHECKPOINT
+    return evaluation.evaluate(
+        str(best) if best.exists() else model, job.data, split=job.validation_split, crops=1,
+        batch_size=data.global_batch_size, data_dir=job.data_dir, manual_dir=job.manual_dir,
+    )
+
+
+def _best_logged(rows, monitor):
+    # The best checkpoint's score, so that a resumed run does not replace
+    # best.keras by a worse model (ModelCheckpoint forgets it on restart).
+    values = [curves.number(row.get(monitor)) for row in rows]
+    return max((value for value in values if math.isfinite(value)), default=None)
+
+
+def _fit_verbosity(verbose):
+    # Keras' own "auto" is always 1: a progress bar, which fills a log file
+    # with carriage returns. One line per epoch suits logs.
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
+def _flushing(print_fn):
+    # print's output waits in a buffer when stdout is a pipe or a file
+    # (`train ... | tee log`): flush each line so it shows at once.
+    return functools.partial(print, flush=True) if print_fn is print else print_fn
 
 
 def make_strategy(strategy="auto", devices=None):
@@ -412,17 +515,26 @@ def make_optimizer(learning_rate, weight_decay=WEIGHT_DECAY, use_ema=False, ema_
     return optimizer
 
 
-def make_callbacks(output_dir, backup_dir, monitor="val_main_top1", use_ema=False):
+def make_callbacks(output_dir, backup_dir, monitor="val_main_top1", use_ema=False, best_so_far=None):
     """The training callbacks, in the order they must run at each epoch end.
 
-    `BackupAndRestore` comes first so that it backs up the raw weights and
-    optimizer state; `SwapEMAWeights` then puts the averaged weights in the
-    model for the checkpoints after it (Keras' documented order).
+    The backup (`checkpointing.EpochBackup`) comes first so that it backs up
+    the raw weights and optimizer state; `SwapEMAWeights` then puts the
+    averaged weights in the model for the checkpoints after it (Keras'
+    documented order). Every file is written atomically.
+
+    Args:
+        output_dir: the folder of the checkpoints and logs.
+        backup_dir: the backup folder, or an `EpochBackup` already made for it.
+        monitor: the logged metric that picks the best checkpoint (higher is better).
+        use_ema: whether the optimizer keeps an average of the weights.
+        best_so_far: the monitored value of the best checkpoint already saved
+            (on resuming), which a new best must beat.
     """
     output_dir = pathlib.Path(output_dir)
+    backup = backup_dir if isinstance(backup_dir, checkpointing.EpochBackup) else checkpointing.EpochBackup(backup_dir)
     callbacks = [
-        # Not deleted at the end: a finished run started again then does nothing.
-        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
+        backup,
         # raise_error: stop at once, before the callbacks below save a NaN
         # model or the backup above is overwritten with NaN weights.
         keras.callbacks.TerminateOnNaN(raise_error=True),
@@ -430,8 +542,11 @@ def make_callbacks(output_dir, backup_dir, monitor="val_main_top1", use_ema=Fals
     if use_ema:
         callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
     callbacks += [
-        keras.callbacks.ModelCheckpoint(str(output_dir / BEST_CHECKPOINT), monitor=monitor, mode="max", save_best_only=True),
-        keras.callbacks.ModelCheckpoint(str(output_dir / LAST_CHECKPOINT)),
+        checkpointing.AtomicModelCheckpoint(
+            str(output_dir / BEST_CHECKPOINT), monitor=monitor, mode="max", save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
+        checkpointing.AtomicModelCheckpoint(str(output_dir / LAST_CHECKPOINT)),
         # append: a resumed run continues the same history.
         keras.callbacks.CSVLogger(str(output_dir / CSV_LOG), append=True),
         keras.callbacks.TensorBoard(str(output_dir / TENSORBOARD_DIR)),
@@ -462,12 +577,6 @@ def _work_around_keras_multi_worker_bugs(model, dataset):
 
     model.train_step = with_vector_logs(model.train_step)
     model.test_step = with_vector_logs(model.test_step)
-
-
-def _backed_up_epoch(backup_dir):
-    """The number of epochs finished according to a backup, 0 when there is none."""
-    metadata = pathlib.Path(backup_dir) / "training_metadata.json"
-    return json.loads(metadata.read_text())["epoch"] if metadata.is_file() else 0
 
 
 def _steps_per_pass(info, split, global_batch_size):
@@ -530,6 +639,8 @@ def _check_arguments(**arguments):
             f"`mixed_precision` must be one of {MIXED_PRECISION_POLICIES}. "
             f"Received: mixed_precision={arguments['mixed_precision']!r}"
         )
+    if arguments["verbose"] not in ("auto", 0, 1, 2) or isinstance(arguments["verbose"], bool):
+        raise ValueError(f"`verbose` must be 'auto', 0, 1 or 2. Received: verbose={arguments['verbose']!r}")
     if not 0 < arguments["min_crop_area"] <= 1:
         raise ValueError(f"`min_crop_area` must be in (0, 1]. Received: min_crop_area={arguments['min_crop_area']!r}")
     if arguments["variant"] not in architecture.VARIANTS:

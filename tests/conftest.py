@@ -1,13 +1,8 @@
-"""Shared fixtures. Tests read the real photos from ../shared/data/photos."""
+"""Shared fixtures. Tests read the real photos bundled in keras_googlenet/data/photos."""
 
 import importlib.util
-import pathlib
 
 import pytest
-
-REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-PHOTOS_DIR = SHARED_DATA / "photos"
 
 # PyTorch writes the .pth checkpoints and runs the reference model of the parity tests.
 needs_torch = pytest.mark.skipif(
@@ -19,10 +14,9 @@ needs_torch = pytest.mark.skipif(
 @pytest.fixture(scope="session")
 def photo_paths():
     """The six Apache-2.0 photos from google-coral/test_data, sorted by name."""
-    paths = sorted(PHOTOS_DIR.glob("*.*"))
-    if not paths:
-        pytest.fail(f"No photos in {PHOTOS_DIR}: the shared data folder must sit beside the repository")
-    return paths
+    from keras_googlenet import images
+
+    return images.sample_photos()
 
 
 # Export and verification need learned weights: int8 agreement on a random

@@ -136,3 +136,16 @@ def test_weights_load_is_a_part_and_its_saved_run_renders_every_case_and_goal():
     for case in ("caffemodel: parse", "caffemodel: first", "pth: parse", "pth: first", "weights.h5: cached"):
         assert text.count(f"| {case} |") == 1, case
     assert len(report["parts"][0]["goals"]) == 4
+
+
+def test_the_pipeline_benchmark_writes_its_jpegs_from_the_bundled_photos(tmp_path):
+    pipeline.write_jpegs(tmp_path, 5)
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.jpg"))
+    assert written == ["class_0/00000.jpg", "class_0/00004.jpg", "class_1/00001.jpg", "class_2/00002.jpg", "class_3/00003.jpg"]
+
+
+def test_startup_benchmark_times_a_fresh_process():
+    from benchmarks import startup
+
+    assert startup.time_command(["--help"], runs=1) < 30
+    assert set(startup.CASES) >= {"keras-googlenet --help", "import keras_googlenet"}

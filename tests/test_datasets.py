@@ -1,5 +1,6 @@
 """Image sources: the bundled digits, a class-per-folder tree and tensorflow-datasets."""
 
+import io
 import logging
 import re
 
@@ -58,9 +59,9 @@ def test_folder_holdout_is_a_fixed_hash_of_each_path_whatever_the_seed(image_fol
         for seed in (1, 2)
     ]
     assert counts[0] == counts[1]
-    # 12 good images and the truncated JPEG, whose header looks fine.
-    assert counts[0]["train"] + counts[0]["validation"] == 13
-    assert 0 < counts[0]["validation"] < 13
+    # 12 good images: the truncated JPEG is not counted.
+    assert counts[0]["train"] + counts[0]["validation"] == 12
+    assert 0 < counts[0]["validation"] < 12
 
 
 def test_folder_skips_are_counted_in_one_warning(image_folder, caplog):
@@ -68,7 +69,35 @@ def test_folder_skips_are_counted_in_one_warning(image_folder, caplog):
         datasets.load_examples(image_folder)
     warnings = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.datasets"]
     assert len(warnings) == 1
-    assert "Skipped 2 of 15 files" in warnings[0] and "1 not a readable image" in warnings[0]
+    assert "Skipped 3 of 15 files" in warnings[0]
+    assert "2 not a readable image (bright/truncated.jpg, dark/broken.jpg)." in warnings[0]
+
+
+def noisy_image_bytes(image_format, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def test_images_cut_short_are_named_in_the_warning_and_never_reach_training(tmp_path, caplog):
+    # What an interrupted copy or download leaves: the header is fine, the end is missing.
+    (tmp_path / "cat").mkdir()
+    for index, image_format in enumerate(("JPEG", "PNG", "GIF", "BMP")):
+        whole = noisy_image_bytes(image_format, index)
+        suffix = image_format.lower().replace("jpeg", "jpg")
+        (tmp_path / "cat" / f"whole.{suffix}").write_bytes(whole)
+        (tmp_path / "cat" / f"cut.{suffix}").write_bytes(whole[: len(whole) * 9 // 10])
+    # Bytes after a complete JPEG (as some cameras write) do not make it unreadable.
+    (tmp_path / "cat" / "trailer.jpg").write_bytes(noisy_image_bytes("JPEG", 9) + b"camera data")
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.datasets"):
+        dataset, info = datasets.load_examples(tmp_path, "train", validation_fraction=0.01)
+    [warning] = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.datasets"]
+    assert "Skipped 4 of 9 files" in warning
+    assert "4 not a readable image (cat/cut.bmp, cat/cut.gif, cat/cut.jpg, cat/cut.png)." in warning
+    assert sum(info.num_examples.values()) == 5
+    images, _ = as_arrays(dataset)
+    assert len(images) == info.num_examples["train"]  # nothing left for ignore_errors to drop
 
 
 def test_train_and_val_subfolders_are_used_as_splits(tmp_path):

@@ -65,8 +65,8 @@ json.dump(results, open(sys.argv[1], "w"))
 """
 
 # The same command is run twice; a probe after the built-in callbacks saves
-# the weights fit starts from (after BackupAndRestore restored them) and the
-# first epoch it runs.
+# the weights fit starts from (after the backup restored them) and the first
+# epoch it runs.
 RESUMABLE_RUN = """
 import json, sys
 import keras
@@ -133,7 +133,8 @@ def test_mirrored_step_on_two_logical_cpus_matches_one_device_on_the_same_global
 
 
 def test_two_local_workers_train_one_epoch_and_only_the_chief_writes_the_checkpoint(tmp_path):
-    output_dir = tmp_path / "run"
+    output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
+    temporary.mkdir()
     command = _python(
         "-m", "keras_googlenet.cli", "train", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
         "--image-size", "80", "--validation-split", "none", "--output-dir", str(output_dir), "--verbose", "0",
@@ -141,7 +142,7 @@ def test_two_local_workers_train_one_epoch_and_only_the_chief_writes_the_checkpo
     workers = [
         subprocess.Popen(
             command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "TF_CONFIG": tf_config},
+            env={**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(temporary)},
         )
         for tf_config in training.local_worker_configs(2)
     ]
@@ -158,6 +159,8 @@ def test_two_local_workers_train_one_epoch_and_only_the_chief_writes_the_checkpo
     assert f"Last checkpoint: {output_dir / 'last.keras'}" in chief_log
     assert "Last checkpoint" not in other_log  # the other worker wrote to a temporary folder
     assert sorted(p.name for p in (output_dir / "backup").iterdir()) == ["worker_0", "worker_1"]
+    assert not list(temporary.glob("keras_googlenet_worker_*"))  # the other worker's folder is deleted
+    assert not (output_dir / "train.lock").exists()  # taken by the chief only, and released
 
     import keras
 

@@ -73,11 +73,11 @@ def test_labels_argument_overrides_the_stored_names(tmp_path, digits_checkpoint,
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["predict", "/no/model.onnx", "x.jpg"], "model file does not exist. Received: model='/no/model.onnx'"),
-        (["predict", __file__, "x.jpg"], f"must be a .keras file, a SavedModel directory, a .tflite or an .onnx file. Received: model='{__file__}'"),
-        (["export", "/no/best.keras"], "checkpoint file does not exist. Received: checkpoint='/no/best.keras'"),
-        (["export", "/no/best.keras", "--format", "coreml"], "Received: formats=['coreml']"),
-        (["verify", "/no/best.keras", "/no/exports"], "export folder does not exist. Received: exports='/no/exports'"),
+        (["predict", "/no/model.onnx", "x.jpg"], "model file does not exist. Received: MODEL='/no/model.onnx'"),
+        (["predict", __file__, "x.jpg"], f"must be a .keras file, a SavedModel directory, a .tflite or an .onnx file. Received: MODEL='{__file__}'"),
+        (["export", "/no/best.keras"], "checkpoint file does not exist. Received: CHECKPOINT='/no/best.keras'"),
+        (["export", "/no/best.keras", "--opset", "9"], "Received: --opset=9"),
+        (["verify", "/no/best.keras", "/no/exports"], "export folder does not exist. Received: EXPORTS='/no/exports'"),
     ],
 )
 def test_bad_input_to_the_commands_exits_2_with_one_line(argv, message, capsys):
@@ -214,3 +214,20 @@ def test_streamed_predictions_equal_one_batch_of_all_photos(tmp_path, photo_path
     for row, expected in zip(streamed, probabilities):
         assert [name for name, _ in row] == [str(i) for i in np.argsort(-expected, kind="stable")]
         np.testing.assert_allclose([score for _, score in row], np.sort(expected)[::-1], atol=1e-6)
+
+
+def test_predict_command_prints_the_readable_images_and_exits_1_when_one_is_not(with_unreadable, recorded, capsys):
+    folder, broken, truncated = with_unreadable
+    assert cli.main(["predict", "model.keras", str(folder), "--top-k", "1"]) == 1
+    out, err = capsys.readouterr()
+    lines = out.splitlines()
+    assert len(lines) == 2 * len(LEVELS) + 2
+    assert lines[4] == f"{broken}: error: The file is not a readable image (UnidentifiedImageError). Received: image='{broken}'"
+    assert len(err.splitlines()) == 2 and str(truncated) in err.splitlines()[1]
+
+
+def test_predict_command_refuses_cam_for_an_export_before_any_work(tmp_path, capsys):
+    assert cli.main(["predict", str(tmp_path / "m.tflite"), str(tmp_path), "--cam", str(tmp_path / "cams")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--cam needs a .keras checkpoint" in err and "MODEL=" in err
+    assert not (tmp_path / "cams").exists()

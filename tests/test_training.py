@@ -2,6 +2,8 @@
 
 import csv
 import json
+import sys
+import warnings
 
 import keras
 import numpy as np
@@ -82,6 +84,7 @@ def test_multi_worker_without_tf_config_is_refused(monkeypatch):
         ({"image_size": 64}, "at least 79 for variant 'bn' with aux heads. Received: image_size=64"),
         ({"min_crop_area": 0.0}, "Received: min_crop_area=0.0"),
         ({"strategy": "tpu"}, "Received: strategy='tpu'"),
+        ({"verbose": 3}, "Received: verbose=3"),
     ],
 )
 def test_bad_arguments_raise_before_any_data_is_read(arguments, message, tmp_path):
@@ -138,3 +141,41 @@ def test_a_nan_loss_stops_training_with_one_line_naming_the_learning_rate(tmp_pa
     assert "\n" not in str(error.value)
     # Stopped within the first epoch: nothing was backed up or checkpointed.
     assert not (tmp_path / "backup").exists() and not (tmp_path / "last.keras").exists()
+
+
+@pytest.mark.parametrize("terminal, expected", [(True, 1), (False, 2)])
+def test_automatic_verbosity_is_a_progress_bar_on_a_terminal_and_a_line_per_epoch_in_a_log(terminal, expected, monkeypatch):
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+    assert training._fit_verbosity("auto") == expected
+    assert training._fit_verbosity(0) == 0
+
+
+def test_train_says_what_it_will_do_before_building_anything(tmp_path):
+    # The first lines come before the data is read: make reading it fail.
+    lines = []
+    with pytest.raises(FileNotFoundError):
+        training.train(
+            tmp_path / "no_such_folder", output_dir=tmp_path / "run", epochs=3, batch_size=16, image_size=96,
+            variant="paper", print_fn=lines.append,
+        )
+    assert lines[0] == f"Training GoogLeNet (variant 'paper', 96x96 px, three heads) on '{tmp_path / 'no_such_folder'}' for 3 epoch(s) into {tmp_path / 'run'}"
+    assert lines[1] == "Strategy: the default strategy, 1 replica(s); global batch 16 (16 per replica)."
+
+
+@pytest.mark.slow
+def test_training_on_an_image_folder_ends_each_pass_without_running_out_of_data(tmp_path):
+    from PIL import Image
+
+    for name, level in (("dark", 40), ("light", 200)):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        for index in range(10):
+            Image.new("RGB", (40, 30), (level, level, index)).save(tmp_path / "data" / name / f"{index}.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = training.train(
+            tmp_path / "data", output_dir=tmp_path / "run", epochs=2, batch_size=4, image_size=32, aux_heads=False,
+            verbose=0, print_fn=lambda line: None,
+        )
+    messages = [str(warning.message) for warning in caught]
+    assert not [m for m in messages if "ran out of data" in m or "will be ignored" in m], messages
+    assert len(result.history["val_loss"]) == 2 and result.evaluation["examples"] > 0

@@ -1,0 +1,272 @@
+"""A training run's files on disk, kept whole through SIGKILL and concurrent starts.
+
+- `write_atomically`: every checkpoint, backup and metadata file is written to
+  a temporary file in its folder, then renamed over the old one
+  (`os.replace` is atomic on POSIX and Windows), so a kill leaves the old
+  file or the new one, never half of one.
+- `EpochBackup`: the per-epoch backup of the weights and optimizer state,
+  with the previous backup kept until the new one is complete, and a
+  fallback to it when the newest one is damaged.
+- `AtomicModelCheckpoint`: Keras' `ModelCheckpoint`, written atomically.
+- `lock_output_dir`: one training run per output folder.
+"""
+
+import contextlib
+import csv
+import json
+import logging
+import os
+import pathlib
+
+import h5py
+import keras
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, runs are not guarded
+    fcntl = None
+
+logger = logging.getLogger(__name__)
+
+LATEST_BACKUP = "latest.weights.h5"
+PREVIOUS_BACKUP = "previous.weights.h5"
+NEXT_BACKUP = "next.weights.h5"
+# Written for people and tools; the epoch that counts is the one stored in
+# each weights file, which cannot disagree with the weights beside it.
+BACKUP_METADATA = "training_metadata.json"
+EPOCH_ATTRIBUTE = "keras_googlenet_epochs_done"
+LOCK_FILE = "train.lock"
+TEMPORARY_PREFIX = ".tmp-"
+
+
+def write_atomically(path, write):
+    """Calls ``write(temporary_path)``, then renames the result to ``path``.
+
+    The temporary file sits in the same folder (a rename across file systems
+    is a copy) and ends with the same suffix as ``path``, because Keras
+    chooses the format of ``save``/``save_weights`` by the suffix. It is
+    flushed to disk before the rename, so that a power cut cannot leave the
+    new name pointing at unwritten blocks.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{path.name}")
+    try:
+        write(temporary)
+        with open(temporary, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return path
+
+
+def write_text_atomically(path, text):
+    return write_atomically(path, lambda temporary: pathlib.Path(temporary).write_text(text))
+
+
+def remove_temporary_files(folder):
+    """Deletes what `write_atomically` calls killed in ``folder`` left (not in its subfolders).
+
+    Call it only where no other process writes: under `lock_output_dir`, or
+    in a folder of this process's own.
+    """
+    for path in pathlib.Path(folder).glob(f"{TEMPORARY_PREFIX}*"):
+        path.unlink(missing_ok=True)
+
+
+class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """`ModelCheckpoint` that never leaves a half-written checkpoint.
+
+    Keras writes the `.keras` zip in place: a kill during the write leaves a
+    file that no longer loads, in place of the last good one.
+    """
+
+    def _save_model(self, epoch, batch, logs):
+        filepath = self._get_file_path(epoch, batch, logs)
+        if not self._should_save_model(epoch, batch, logs, filepath):
+            return
+        if self.save_weights_only:
+            write_atomically(filepath, lambda temporary: self.model.save_weights(temporary, overwrite=True))
+        else:
+            write_atomically(filepath, lambda temporary: self.model.save(temporary, overwrite=True))
+
+
+class EpochBackup(keras.callbacks.Callback):
+    """Backs up the weights and optimizer state at every epoch end; restores them when fit starts.
+
+    A crash-safe replacement for `keras.callbacks.BackupAndRestore`, which
+    truncates its one weights file and rewrites it in place: a SIGKILL during
+    that write left a 0-byte backup that no later run could open. Here each
+    backup is written to a temporary file and renamed into place, the one
+    before it is kept as ``previous.weights.h5``, and the number of finished
+    epochs is stored inside the weights file, so that the two always agree.
+
+    The backup is read when the callback is made: `resume_epoch` is the
+    number of epochs it holds (0 for a fresh start), to pass to `fit` as
+    ``initial_epoch``. A damaged backup is skipped with a one-line warning,
+    for the previous one or a fresh start.
+
+    Args:
+        backup_dir: the folder of the backups, used by nothing else.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__()
+        self.backup_dir = pathlib.Path(backup_dir)
+        remove_temporary_files(self.backup_dir)
+        self._restore_from, self.resume_epoch = _last_good_backup(self.backup_dir)
+
+    def on_train_begin(self, logs=None):
+        if self._restore_from is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
+        try:
+            self.model.load_weights(self._restore_from)
+        except ValueError as error:  # a readable file whose layers do not match this model
+            raise ValueError(
+                f"The backup {self._restore_from} was written by a different model or optimizer "
+                f"({_first_line(error)}): delete {self.backup_dir} to start afresh, or train "
+                f"into another output_dir. Received: backup_dir='{self.backup_dir}'"
+            ) from None
+
+    def on_epoch_end(self, epoch, logs=None):
+        latest, previous = self.backup_dir / LATEST_BACKUP, self.backup_dir / PREVIOUS_BACKUP
+
+        def write(temporary):
+            self.model.save_weights(temporary, overwrite=True)
+            with h5py.File(temporary, "a") as file:
+                file.attrs[EPOCH_ATTRIBUTE] = epoch + 1
+
+        write_atomically(self.backup_dir / NEXT_BACKUP, write)
+        # A kill between these two renames leaves next and previous, and
+        # next is complete: nothing is lost.
+        if latest.exists():
+            os.replace(latest, previous)
+        os.replace(self.backup_dir / NEXT_BACKUP, latest)
+        write_text_atomically(self.backup_dir / BACKUP_METADATA, json.dumps({"epoch": epoch + 1, "batch": 0}))
+
+
+def _last_good_backup(backup_dir):
+    """(path, epochs done) of the newest readable backup, or (None, 0)."""
+    # next.weights.h5 is complete (written atomically) but was not yet renamed to latest.
+    candidates = [backup_dir / name for name in (LATEST_BACKUP, NEXT_BACKUP, PREVIOUS_BACKUP)]
+    found, damaged = [], []
+    for path in filter(pathlib.Path.exists, candidates):
+        try:
+            found.append((_backed_up_epochs(path), path))
+        except Exception as error:  # noqa: BLE001  h5py raises OSError, KeyError, RuntimeError...
+            damaged.append(f"{path.name} ({type(error).__name__}: {_first_line(error)})")
+    epochs, path = max(found) if found else (0, None)
+    if damaged:
+        fallback = f"resuming from {path.name} ({epochs} epoch(s) done)" if path else "training starts afresh"
+        logger.warning("Damaged backup in %s: %s; %s.", backup_dir, ", ".join(damaged), fallback)
+    return path, epochs
+
+
+def _first_line(error):
+    return str(error).strip().splitlines()[0] if str(error).strip() else "no detail"
+
+
+def _backed_up_epochs(path):
+    """The epochs done according to a backup, after reading every array of it."""
+    with h5py.File(path, "r") as file:
+        # Reading each array finds a truncated file before the model is
+        # touched: a failure half way through load_weights would leave the
+        # model with part of the old weights.
+        file.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+        if EPOCH_ATTRIBUTE in file.attrs:
+            return int(file.attrs[EPOCH_ATTRIBUTE])
+    # Written by Keras' BackupAndRestore (before this callback): its epoch is
+    # in the metadata file, which only ever described latest.weights.h5.
+    metadata = path.parent / BACKUP_METADATA
+    if path.name == LATEST_BACKUP and metadata.is_file():
+        return int(json.loads(metadata.read_text())["epoch"])
+    raise KeyError(f"no {EPOCH_ATTRIBUTE} attribute")
+
+
+def trim_history(csv_path, epochs_done):
+    """Keeps the complete rows of the first ``epochs_done`` epochs of a CSVLogger file.
+
+    A run killed after its last backup may have logged an epoch that the
+    next run trains again, or half a row: without this the history, and the
+    curves drawn from it, would count that epoch twice. Returns the rows kept.
+    """
+    csv_path = pathlib.Path(csv_path)
+    if not csv_path.is_file():
+        return []
+    with open(csv_path, newline="") as file:
+        reader = csv.DictReader(file)
+        fields = reader.fieldnames or []
+        rows = [row for row in reader if None not in row.values() and None not in row and _epoch(row) < epochs_done]
+    if not rows:
+        csv_path.unlink()
+        return []
+
+    def write(temporary):
+        with open(temporary, "w", newline="") as file:
+            writer = csv.DictWriter(file, fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    write_atomically(csv_path, write)
+    return rows
+
+
+def _epoch(row):
+    try:
+        return int(row.get("epoch", ""))
+    except ValueError:
+        return float("inf")
+
+
+@contextlib.contextmanager
+def lock_output_dir(output_dir):
+    """Holds ``output_dir/train.lock`` while the block runs, or refuses at once.
+
+    An advisory `fcntl.flock` on the file, not the file's existence: the
+    kernel drops the lock when its process dies (even by SIGKILL), so a
+    killed run's lock file is simply taken over, and no two runs can both
+    decide that a lock is stale. The holder writes its PID into the file for
+    the message of the run it refuses.
+    """
+    output_dir = pathlib.Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    path = output_dir / LOCK_FILE
+    descriptor = _take_lock(path, output_dir)
+    try:
+        yield
+    finally:
+        # Unlinked while still held, so that a run waiting on this file
+        # notices (_take_lock compares inodes) and locks a new one.
+        path.unlink(missing_ok=True)
+        os.close(descriptor)
+
+
+def _take_lock(path, output_dir):
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(descriptor)
+            raise ValueError(
+                f"Another training run (PID {holder}) is writing to {output_dir}: wait for it to end, or "
+                f"train into another output_dir. Received: output_dir='{output_dir}'"
+            ) from None
+        try:
+            same_file = os.fstat(descriptor).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:  # the holder released and removed it between our open and flock
+            same_file = False
+        if same_file:
+            pid = f"{os.getpid()}\n".encode("ascii")
+            os.pwrite(descriptor, pid, 0)
+            os.ftruncate(descriptor, len(pid))
+            return descriptor
+        os.close(descriptor)

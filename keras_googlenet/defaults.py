@@ -1,0 +1,31 @@
+"""Default values and choices shared by the library and the command line.
+
+This module imports nothing, so that `keras-googlenet --help` and argument
+errors answer without loading TensorFlow (seconds) just to print a default.
+"""
+
+# train: the README's main job, the "bn" variant at 96 px on the built-in
+# digits, 4 epochs on two CPU cores. Batch norm lets SGD converge in that time.
+DEFAULT_DATA = "digits"
+DEFAULT_VARIANT = "bn"
+DEFAULT_IMAGE_SIZE = 96
+DEFAULT_EPOCHS = 4
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_LEARNING_RATE = 0.01
+# The digits are 8x8: the paper's smallest crop (8% of the area) keeps 2x2
+# pixels of them, no digit. 0.08 is right for natural images (ImageNet).
+DEFAULT_MIN_CROP_AREA = 0.5
+DEFAULT_OUTPUT_DIR = "runs/googlenet"
+# The Caffe solver (bvlc_googlenet/quick_solver.prototxt): weight decay 0.0002.
+WEIGHT_DECAY = 2e-4
+STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
+SCHEDULES = ("paper", "cosine", "constant")
+MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
+
+# export
+FORMATS = ("savedmodel", "tflite", "onnx")
+QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
+INT8_IO_TYPES = ("uint8", "int8")
+# Opset 17 is supported by every onnxruntime since 1.13 and by tf2onnx 1.16+.
+DEFAULT_OPSET = 17
+DEFAULT_EXPORT_DIR = "exports"
