@@ -2,9 +2,10 @@
 
 MediaPipe reads what an Android or iOS app reads: the TFLite metadata (input
 normalization, class names from the zipped labels file). It runs in a child
-process: it loads TensorFlow pieces of its own, and OpenCV or TensorFlow in the
-same process have crashed it. This module imports nothing from the package, so
-the child (this file run as a script) stays light.
+process: mediapipe 1.2.3 imports TensorFlow pieces and OpenCV of its own, and
+OpenCV imported after TensorFlow in one process has segfaulted here. This
+module imports nothing from the package, so the child (this file run as a
+script) does not load Keras.
 
 MediaPipe resizes the whole frame to the model's input, stretching it: give
 it crops already centre-cropped to the model's size, so its resize is the
