@@ -67,7 +67,7 @@ def write_cam_images(checkpoint, images, output_dir, top=5, head="main", layer=N
         except ValueError:
             continue  # unreadable: `predict` has named it already
         crop = np.asarray(augment.eval_transform(pixels, info.image_size), dtype=np.uint8)
-        batch = predict.prepare_images([crop], info.image_size, info.variant)
+        batch = predict.prepare_images([crop], info.image_size, info.variant, raw_pixels=info.raw_pixels)
         heatmaps, classes = cam.grad_cam(model, batch, class_index=class_index, head=head, layer=layer)
         probabilities = _head_probabilities(model, batch, head)
         ranked = predict.top_k(probabilities, info, k=min(top, probabilities.shape[-1]))[0]

@@ -23,12 +23,8 @@ import numpy as np
 from keras_googlenet import images as images_lib
 from keras_googlenet import predict as predict_lib
 from keras_googlenet import tflite_metadata
+from keras_googlenet.defaults import DEFAULT_OPSET, FORMATS, INT8_IO_TYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
-INT8_IO_TYPES = ("uint8", "int8")
-# Opset 17 is supported by every onnxruntime since 1.13 and by tf2onnx 1.16+.
-DEFAULT_OPSET = 17
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "googlenet.onnx"
 INPUT_NAME = "images"
@@ -100,7 +96,6 @@ def export(
         calibration = representative_batches(calibration_data, info)
     output_dir = _prepare_output_dir(output_dir, "output_dir")
     model = with_preprocessing(model, info.variant)
-    _write_sidecars(output_dir, info)
 
     paths = {}
     with tempfile.TemporaryDirectory() as scratch:
@@ -225,7 +220,6 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
     with tempfile.TemporaryDirectory() as scratch:
         saved_model_dir = export_saved_model(model, pathlib.Path(scratch) / SAVED_MODEL_DIR, info=info, raw_image_signature=False)
         _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info, metadata)
-    _write_sidecars(folder, info)
     return str(path)
 
 
@@ -362,16 +356,6 @@ def _centre_crops(images, size):
         pixels = images_lib.load_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
         crops.append(np.asarray(eval_transform(pixels, size), dtype=np.float32))
     return np.stack(crops)
-
-
-def _write_sidecars(folder, info):
-    """labels.txt and metadata.json beside the exports, for readers of older exports' layout."""
-    data = json.loads(_info_json(info))
-    with _atomic_path(pathlib.Path(folder) / predict_lib.METADATA_FILE) as scratch:
-        scratch.write_text(json.dumps(data, indent=1) + "\n")
-    if info.class_names:
-        with _atomic_path(pathlib.Path(folder) / predict_lib.LABELS_FILE) as scratch:
-            scratch.write_bytes(tflite_metadata.labels_text(info.class_names))
 
 
 @contextlib.contextmanager

@@ -20,7 +20,8 @@ import numpy as np
 
 from keras_googlenet import images as images_lib
 from keras_googlenet import imagenet_utils
-from keras_googlenet.model import model_variant
+from keras_googlenet import tflite_metadata
+from keras_googlenet.model import includes_preprocessing, model_variant
 
 LABELS_FILE = "labels.txt"  # one class name per line, beside a checkpoint or a .tflite
 METADATA_FILE = "metadata.json"  # variant and input size, beside a .tflite
@@ -37,13 +38,20 @@ class ModelInfo:
     variant: str
     image_size: int
     class_names: tuple = None  # None: ImageNet names for 1000 classes, indices otherwise
+    raw_pixels: bool = False  # the model scales its input itself: feed it crops in [0, 255]
 
     def to_json(self):
-        return {"variant": self.variant, "image_size": self.image_size, "class_names": list(self.class_names or ())}
+        return {
+            "variant": self.variant,
+            "image_size": self.image_size,
+            "class_names": list(self.class_names or ()),
+            "raw_pixels": self.raw_pixels,
+        }
 
     @classmethod
     def from_json(cls, data):
-        return cls(data["variant"], int(data["image_size"]), tuple(data["class_names"]) or None)
+        # Exports made before issue 11 have no raw_pixels: they take scaled pixels.
+        return cls(data["variant"], int(data["image_size"]), tuple(data["class_names"]) or None, bool(data.get("raw_pixels", False)))
 
 
 def read_labels(path):
@@ -100,7 +108,8 @@ def checkpoint_info(model, checkpoint=None, labels=None):
         labels = [name for _, name in imagenet_utils.imagenet_classes()]
     if labels is not None and len(labels) != classes:
         raise ValueError(f"The model has {classes} classes but the labels name {len(labels)}. Received: len(labels)={len(labels)}")
-    return ModelInfo(model_variant(model), int(model.input_shape[1]), tuple(labels) if labels is not None else None)
+    names = tuple(labels) if labels is not None else None
+    return ModelInfo(model_variant(model), int(model.input_shape[1]), names, includes_preprocessing(model))
 
 
 class Predictor:
@@ -161,6 +170,7 @@ def _load_saved_model(path):
         metadata["variant"].decode(),
         int(metadata["image_size"]),
         tuple(name.decode() for name in metadata["class_names"]) or None,
+        bool(metadata.get("raw_pixels", False)),
     )
     serve = loaded.signatures["serving_default"]
     predictor = Predictor(path, info, lambda batch: serve(images=tf.constant(batch))["probabilities"].numpy(), "savedmodel")
@@ -171,7 +181,7 @@ def _load_saved_model(path):
 def _load_tflite(path):
     from ai_edge_litert.interpreter import Interpreter
 
-    info = _sidecar_info(path)
+    info = _tflite_info(path)
     try:
         interpreter = Interpreter(model_path=path)
     except ValueError:
@@ -212,6 +222,17 @@ def _dequantize(values, details):
         return values
     scale, zero_point = details["quantization"]
     return (values.astype(np.float32) - zero_point) * scale
+
+
+def _tflite_info(path):
+    """The ModelInfo zipped into a .tflite by export; the sidecar files of older exports."""
+    if pathlib.Path(path).read_bytes()[4:8] != tflite_metadata.TFLITE_FILE_IDENTIFIER:
+        return _sidecar_info(path)  # the interpreter then names a file that is not TFLite
+    found = tflite_metadata.read_metadata(path)
+    if found is None or tflite_metadata.MODEL_INFO_FILE not in found.files:
+        return _sidecar_info(path)
+    info = ModelInfo.from_json(json.loads(found.files[tflite_metadata.MODEL_INFO_FILE]))
+    return dataclasses.replace(info, class_names=found.labels or info.class_names)
 
 
 def _sidecar_info(path):
@@ -298,12 +319,13 @@ def _holds_images(folder):
     return os.path.isdir(folder) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in pathlib.Path(folder).iterdir())
 
 
-def prepare_images(images, image_size, variant):
+def prepare_images(images, image_size, variant, raw_pixels=False):
     """The float batch a model takes, from image files or raw RGB uint8 arrays.
 
     Each image is resized and centre-cropped by `augment.eval_transform`, the
     transform of evaluation and of the SavedModel's uint8 signature, then
-    scaled by `preprocess_input` for the variant.
+    scaled by `preprocess_input` for the variant, unless ``raw_pixels`` (a
+    model that scales its input itself, as every export does).
     """
     from keras_googlenet.augment import eval_transform
 
@@ -311,7 +333,8 @@ def prepare_images(images, image_size, variant):
     for image in images:
         pixels = images_lib.load_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
         crops.append(np.asarray(eval_transform(pixels, image_size), dtype=np.float32))
-    return np.asarray(imagenet_utils.preprocess_input(np.stack(crops), variant=variant))
+    crops = np.stack(crops)
+    return crops if raw_pixels else np.asarray(imagenet_utils.preprocess_input(crops, variant=variant))
 
 
 def top_k(probabilities, info, k=5):
@@ -368,7 +391,8 @@ def _predict_batch(predictor, paths, top):
             errors.append(str(error))
     rows = iter(())
     if pixels:
-        probabilities = predictor(prepare_images(pixels, predictor.info.image_size, predictor.info.variant))
+        info = predictor.info
+        probabilities = predictor(prepare_images(pixels, info.image_size, info.variant, raw_pixels=info.raw_pixels))
         rows = iter(top_k(probabilities, predictor.info, k=min(top, probabilities.shape[-1])))
     return [
         Prediction(str(path), None, error) if error else Prediction(str(path), next(rows))

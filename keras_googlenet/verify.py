@@ -150,7 +150,8 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
     for name, path in exports.items():
         kind = "int8" if name in ("tflite_int8", "tflite_dynamic") else "float"
         predictor = predict_lib.load_predictor(path, labels=labels)
-        rows.append(_compare(name, path, predictor, _batches(sets[kind], info), expected[kind]))
+        # Each runtime gets the crops in its own convention (raw or scaled pixels).
+        rows.append(_compare(name, path, predictor, _batches(sets[kind], predictor.info), expected[kind]))
         del predictor
         gc.collect()
     return ParityReport(str(checkpoint), tuple(rows))
@@ -159,7 +160,7 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
 def _batches(images, info):
     """Preprocessed float batches of `predict.BATCH_SIZE` images, read as they are needed."""
     for raw in predict_lib.batches(predict_lib.iter_images(images, split="validation")):
-        yield predict_lib.prepare_images(raw, info.image_size, info.variant)
+        yield predict_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=info.raw_pixels)
 
 
 def _run(predictor, images, info):

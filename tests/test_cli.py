@@ -96,17 +96,6 @@ def test_a_command_prints_no_tensorflow_start_up_lines():
     ]
 
 
-def test_train_defaults_live_in_the_light_defaults_module():
-    from keras_googlenet import export, training
-
-    for name in ("DEFAULT_DATA", "DEFAULT_VARIANT", "DEFAULT_IMAGE_SIZE", "DEFAULT_EPOCHS", "DEFAULT_BATCH_SIZE",
-                 "DEFAULT_LEARNING_RATE", "DEFAULT_MIN_CROP_AREA", "DEFAULT_OUTPUT_DIR", "WEIGHT_DECAY", "STRATEGIES",
-                 "SCHEDULES", "MIXED_PRECISION_POLICIES"):
-        assert getattr(defaults, name) == getattr(training, name), name
-    for name in ("FORMATS", "QUANTIZATIONS", "INT8_IO_TYPES", "DEFAULT_OPSET"):
-        assert getattr(defaults, name) == getattr(export, name), name
-
-
 @pytest.mark.parametrize("debug_first", [True, False])
 def test_debug_lets_the_traceback_through(debug_first):
     argv = ["--debug", "summary", "--image", "/no/such.jpg"] if debug_first else ["summary", "--image", "/no/such.jpg", "--debug"]

@@ -32,10 +32,13 @@ def test_every_format_is_written_and_carries_the_class_names(digits_exports):
 
     assert set(digits_exports) == {"savedmodel", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "onnx"}
     folder = os.path.dirname(digits_exports["onnx"])
-    assert predict.read_labels(os.path.join(folder, "labels.txt")) == tuple(DIGIT_NAMES)
-    assert json.load(open(os.path.join(folder, "metadata.json")))["variant"] == "bn"
-
-    assert json.load(open(os.path.join(folder, "metadata.json")))["raw_pixels"] is True
+    # No sidecar: every .tflite carries its labels and ModelInfo inside.
+    assert not os.path.exists(os.path.join(folder, "labels.txt")) and not os.path.exists(os.path.join(folder, "metadata.json"))
+    for kind in ("fp32", "fp16", "dynamic", "int8"):
+        found = tflite_metadata.read_metadata(digits_exports[f"tflite_{kind}"])
+        assert found.labels == tuple(DIGIT_NAMES), kind
+        info = json.loads(found.files[tflite_metadata.MODEL_INFO_FILE])
+        assert (info["variant"], info["image_size"], info["raw_pixels"]) == ("bn", 96, True), kind
 
     metadata = tf.saved_model.load(digits_exports["savedmodel"]).metadata()
     assert [name.decode() for name in metadata["class_names"].numpy()] == DIGIT_NAMES
@@ -268,7 +271,7 @@ def test_failed_rewrite_keeps_the_previous_tflite_intact(tmp_path, tiny_model, m
     with pytest.raises(ValueError, match="simulated"):
         export.export_tflite(tiny_model, path, info=TINY_INFO)
     assert open(path, "rb").read() == before
-    assert sorted(os.listdir(tmp_path)) == ["labels.txt", "metadata.json", "model.tflite"]
+    assert sorted(os.listdir(tmp_path)) == ["model.tflite"]
 
 
 def test_int8_model_whose_input_does_not_map_pixels_exactly_is_refused(tmp_path, tiny_model, monkeypatch):
