@@ -126,7 +126,9 @@ def _add_verify(subparsers):
         help="run every export in its own runtime and compare it with the Keras checkpoint",
         description="Prints max |delta probability|, top-1 agreement, top-5 overlap, size and batch-1 latency of "
         "each export in a folder written by `export`, saves them as JSON, and fails (exit 2) when one misses its "
-        "threshold: 1e-5 for float32, 100% top-1 for fp16, 99% top-1 for dynamic and int8.",
+        "threshold: 1e-5 for float32, 100% top-1 for fp16, 99% top-1 for dynamic and int8. Where the mediapipe "
+        "package is installed, each .tflite is also run by MediaPipe Tasks' ImageClassifier, as an app runs it "
+        "(float32: the same top-5 and 1e-4).",
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the .keras checkpoint the exports came from")
     parser.add_argument("exports", metavar="EXPORTS", help="the folder written by `export`")
@@ -134,6 +136,7 @@ def _add_verify(subparsers):
     parser.add_argument("--int8-images", default=None, help="a few hundred images for dynamic and int8: an image folder, or a source ('digits', ...) whose validation split is used (default: --images)")
     parser.add_argument("--report", default=None, help="JSON report path (default: EXPORTS/parity.json)")
     parser.add_argument("--labels", default=None, help="labels file, one class name per line")
+    parser.add_argument("--no-mediapipe", dest="mediapipe", action="store_false", help="skip the MediaPipe rows even where mediapipe is installed")
     _finish(parser, _verify, image="images", report_path="report")
 
 
@@ -142,7 +145,7 @@ def _verify(args):
 
     verify.run(
         args.checkpoint, args.exports, images=args.images or images.sample_photos(), int8_images=args.int8_images,
-        report_path=args.report or os.path.join(args.exports, "parity.json"), labels=args.labels,
+        report_path=args.report or os.path.join(args.exports, "parity.json"), labels=args.labels, mediapipe=args.mediapipe,
     )
 
 

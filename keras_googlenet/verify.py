@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from keras_googlenet import export
+from keras_googlenet import export, mediapipe_client
 from keras_googlenet import predict as predict_lib
 
 
@@ -31,6 +31,9 @@ DEFAULT_IMAGES = default_images()
 FP32_MAX_ABS_DIFF = 1e-5  # float32 exports differ only by op order
 FP16_MIN_TOP1 = 1.0  # float16 weights may move probabilities, never the winner
 INT8_MIN_TOP1 = 0.99  # integer exports, measured on a set large enough for 1%
+# MediaPipe runs the same TFLite kernels after its own (identity) resize and
+# a uint8-to-float conversion: 1e-4 leaves room for that, and the top-5 order must hold.
+MEDIAPIPE_FP32_MAX_ABS_DIFF = 1e-4
 LATENCY_RUNS = 5
 
 
@@ -75,7 +78,8 @@ class ParityReport:
         for row in self.rows:
             lines.append(
                 f"| {row.name} | {row.images} | {row.max_abs_diff:.2e} | {row.top1_agreement:.1%} | "
-                f"{row.top5_overlap:.1%} | {row.size_bytes / 2**20:.1f} MiB | {row.latency_ms:.1f} ms | "
+                f"{row.top5_overlap:.1%} | {row.size_bytes / 2**20:.1f} MiB | "
+                f"{'-' if row.latency_ms is None else f'{row.latency_ms:.1f} ms'} | "
                 f"{row.threshold} | {'yes' if row.passed else 'NO'} |"
             )
         return "\n".join(lines)
@@ -107,7 +111,7 @@ def _tflite_order(kind):
     return export.QUANTIZATIONS.index(kind) if kind in export.QUANTIZATIONS else len(export.QUANTIZATIONS)
 
 
-def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=None):
+def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=None, mediapipe=True):
     """Compares every export with the checkpoint's Keras model.
 
     Thresholds: max |Δ probability| <= 1e-5 for the float32 exports
@@ -126,6 +130,9 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
             should hold a few hundred images so that 1% is measurable.
             Defaults to ``images``.
         labels: passed on to `predict.load_predictor`.
+        mediapipe: where the `mediapipe` package is installed, also run each
+            `.tflite` in MediaPipe Tasks' ImageClassifier, the client an app
+            uses, and add a ``mediapipe_<kind>`` row.
 
     Returns:
         A `ParityReport`. `assert_parity` raises when a threshold is missed.
@@ -154,13 +161,50 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
         rows.append(_compare(name, path, predictor, _batches(sets[kind], predictor.info), expected[kind]))
         del predictor
         gc.collect()
+    if mediapipe and mediapipe_client.is_available():
+        rows.extend(_mediapipe_rows(exports, sets, expected, info))
     return ParityReport(str(checkpoint), tuple(rows))
 
 
 def _batches(images, info):
-    """Preprocessed float batches of `predict.BATCH_SIZE` images, read as they are needed."""
+    """Float batches of `predict.BATCH_SIZE` crops, read as they are needed, in ``info``'s convention.
+
+    The crops are rounded to uint8 pixels first, as an app's image library
+    gives them: MediaPipe takes uint8 only, and every row then compares the
+    same pixels.
+    """
     for raw in predict_lib.batches(predict_lib.iter_images(images, split="validation")):
-        yield predict_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=info.raw_pixels)
+        crops = _pixel_crops(raw, info)
+        yield crops if info.raw_pixels else predict_lib.imagenet_utils.preprocess_input(crops, variant=info.variant)
+
+
+def _pixel_crops(raw, info):
+    crops = predict_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=True)
+    return np.clip(np.round(crops), 0, 255).astype(np.float32)
+
+
+def _mediapipe_rows(exports, sets, expected, info):
+    """Each .tflite as MediaPipe Tasks' ImageClassifier runs it in an app: metadata, labels, uint8 pixels.
+
+    The crops are already the model's size, so MediaPipe's own resize is the
+    identity. Thresholds: float32 gives the Keras top-5 in order and
+    probabilities within 1e-4; the others as their LiteRT rows.
+    """
+    rows = []
+    for name, path in exports.items():
+        if not name.startswith("tflite_"):
+            continue
+        kind = "int8" if name in ("tflite_int8", "tflite_dynamic") else "float"
+        crops = np.concatenate([_pixel_crops(raw, info) for raw in predict_lib.batches(
+            predict_lib.iter_images(sets[kind], split="validation"))]).astype(np.uint8)
+        found = mediapipe_client.classify(path, crops, max_results=-1)
+        scores = np.zeros_like(expected[kind])
+        for row, categories in zip(scores, found):
+            for index, score, _ in categories:
+                row[index] = score
+        # No latency: each call starts a MediaPipe process.
+        rows.append(_row(f"mediapipe_{name.split('_', 1)[1]}", path, scores, expected[kind], None, identical_top5=True))
+    return rows
 
 
 def _run(predictor, images, info):
@@ -173,27 +217,34 @@ def _run(predictor, images, info):
 
 def _compare(name, path, predictor, batches, expected):
     """Streams ``batches`` through ``predictor`` and compares with ``expected``, row for row."""
-    count = top1 = overlap = 0
-    max_abs_diff = 0.0
-    k = min(5, expected.shape[-1])
+    outputs, single = [], None
     for batch in batches:
-        if not count:
+        if single is None:
             single = batch[:1].copy()  # the latency input, the set's first image; a view would keep the batch
-        probabilities, reference = predictor(batch), expected[count : count + len(batch)]
-        top1 += int(np.sum(probabilities.argmax(-1) == reference.argmax(-1)))
-        overlap += sum(len(set(np.argsort(a)[-k:]) & set(np.argsort(b)[-k:])) / k for a, b in zip(probabilities, reference))
-        max_abs_diff = max(max_abs_diff, float(np.abs(probabilities - reference).max()))
-        count += len(batch)
-    top1, overlap = top1 / count, overlap / count
-    if name in ("savedmodel", "onnx", "tflite_fp32"):
+        outputs.append(predictor(batch))  # (n, classes) probabilities: small beside the images
+    return _row(name, path, np.concatenate(outputs), expected, _latency_ms(predictor, single))
+
+
+def _row(name, path, probabilities, expected, latency_ms, identical_top5=False):
+    """One `ParityRow`: the agreement of ``probabilities`` with ``expected`` and the export's threshold."""
+    k = min(5, expected.shape[-1])
+    top1 = float(np.mean(probabilities.argmax(-1) == expected.argmax(-1)))
+    overlap = float(np.mean([len(set(np.argsort(a)[-k:]) & set(np.argsort(b)[-k:])) / k for a, b in zip(probabilities, expected)]))
+    max_abs_diff = float(np.abs(probabilities - expected).max())
+    float32 = name in ("savedmodel", "onnx", "tflite_fp32", "mediapipe_fp32")
+    if float32 and identical_top5:
+        same_order = all(
+            list(np.argsort(-a, kind="stable")[:k]) == list(np.argsort(-b, kind="stable")[:k]) for a, b in zip(probabilities, expected)
+        )
+        threshold = f"same top-5, max abs Δprob <= {MEDIAPIPE_FP32_MAX_ABS_DIFF:g}"
+        passed = same_order and max_abs_diff <= MEDIAPIPE_FP32_MAX_ABS_DIFF
+    elif float32:
         threshold, passed = f"max abs Δprob <= {FP32_MAX_ABS_DIFF:g}", max_abs_diff <= FP32_MAX_ABS_DIFF
-    elif name == "tflite_fp16":
+    elif name.endswith("_fp16"):
         threshold, passed = f"top-1 >= {FP16_MIN_TOP1:.0%}", top1 >= FP16_MIN_TOP1
     else:
         threshold, passed = f"top-1 >= {INT8_MIN_TOP1:.0%}", top1 >= INT8_MIN_TOP1
-    return ParityRow(
-        name, str(path), count, max_abs_diff, top1, float(overlap), _size(path), _latency_ms(predictor, single), threshold, passed
-    )
+    return ParityRow(name, str(path), len(expected), max_abs_diff, top1, overlap, _size(path), latency_ms, threshold, passed)
 
 
 def _size(path):
@@ -223,9 +274,10 @@ def assert_parity(report):
     return report
 
 
-def run(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, report_path=None, labels=None, print_fn=print):
+def run(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, report_path=None, labels=None, print_fn=print,
+        mediapipe=True):
     """Verifies, prints the table, saves the JSON and raises on a missed threshold."""
-    report = verify(checkpoint, exports, images=images, int8_images=int8_images, labels=labels)
+    report = verify(checkpoint, exports, images=images, int8_images=int8_images, labels=labels, mediapipe=mediapipe)
     print_fn(report.table())
     if report_path is not None:
         print_fn(f"Saved the report to {report.save(report_path)}")

@@ -45,11 +45,23 @@ def test_integer_tflite_agrees_on_top1_for_99_percent_of_held_out_digits(report,
 @pytest.mark.slow
 def test_report_is_saved_as_json_and_printed_as_a_table(report, tmp_path, digits_exports):
     saved = json.loads(open(report.save(tmp_path / "parity.json")).read())
-    assert [row["name"] for row in saved["rows"]] == list(digits_exports)
-    assert all(row["passed"] and row["size_bytes"] > 1e6 and row["latency_ms"] > 0 for row in saved["rows"])
+    runtimes = [row for row in saved["rows"] if not row["name"].startswith("mediapipe_")]
+    assert [row["name"] for row in runtimes] == list(digits_exports)
+    assert all(row["passed"] and row["size_bytes"] > 1e6 and row["latency_ms"] > 0 for row in runtimes)
     lines = report.table().splitlines()
-    assert len(lines) == 2 + len(digits_exports)
+    assert len(lines) == 2 + len(saved["rows"])
     assert lines[2].startswith("| savedmodel | 6 |") and lines[2].endswith("| yes |")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not verify.mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
+def test_mediapipe_runs_every_tflite_as_an_app_would_and_meets_its_threshold(report, photo_paths, digits_held_out):
+    rows = {row.name: row for row in report.rows if row.name.startswith("mediapipe_")}
+    assert sorted(rows) == ["mediapipe_dynamic", "mediapipe_fp16", "mediapipe_fp32", "mediapipe_int8"]
+    fp32 = rows["mediapipe_fp32"]
+    assert fp32.images == len(photo_paths) and fp32.max_abs_diff <= 1e-4 and fp32.threshold.startswith("same top-5")
+    assert rows["mediapipe_int8"].images == len(digits_held_out[0]) and rows["mediapipe_int8"].top1_agreement >= 0.99
+    assert all(row.passed and row.latency_ms is None for row in rows.values())
 
 
 @pytest.mark.slow
