@@ -110,30 +110,10 @@ def GoogLeNet(
     input_shape = _resolve_input_shape(input_shape, input_tensor)
     _validate_input_shape(input_shape, include_top, include_top and aux_heads, variant, pretrained)
 
-    if input_tensor is None:
-        img_input = layers.Input(shape=input_shape, name="image")
-    elif not keras.backend.is_keras_tensor(input_tensor):
-        img_input = layers.Input(tensor=input_tensor, shape=input_shape, name="image")
-    else:
-        img_input = input_tensor
-
+    img_input = _image_input(input_tensor, input_shape)
     x = Preprocessing(variant, name="preprocessing")(img_input) if include_preprocessing else img_input
-    # Stem: 224 x 224 x 3
-    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, "conv1_7x7_s2", config, strides=2, padding="valid")
-    # 112 x 112 x 64
-    x = _max_pool_ceil(x, 3, "pool1_3x3_s2")
-    if config.lrn:
-        x = _lrn(x, "pool1_norm1")
-    # 56 x 56 x 64
-    x = _conv(x, architecture.STEM_CONV2_REDUCE_FILTERS, 1, "conv2_3x3_reduce", config)
-    x = _conv(x, architecture.STEM_CONV2_FILTERS, 3, "conv2_3x3", config)
-    if config.lrn:
-        x = _lrn(x, "conv2_norm2")
-    # 56 x 56 x 192
-    x = _max_pool_ceil(x, 3, "pool2_3x3_s2")
+    x = _stem(x, config)
     # 28 x 28 x 192
-
     aux_features = {}
     for block in architecture.INCEPTION_BLOCKS:
         x = _inception(x, block, config)
@@ -146,15 +126,7 @@ def GoogLeNet(
     # 7 x 7 x 1024
 
     if include_top:
-        x = layers.GlobalAveragePooling2D(name="pool5_7x7_s1")(x)
-        x = layers.Dropout(config.dropout, name="pool5_drop_7x7_s1")(x)
-        x = layers.Dense(classes, name="loss3_classifier")(x)
-        outputs = _classifier_output(x, classifier_activation, "main")
-        if aux_heads:
-            outputs = [outputs] + [
-                _aux_head(aux_features[head], head, classes, classifier_activation, config)
-                for head in ("aux1", "aux2")
-            ]
+        outputs = _heads(x, aux_features if aux_heads else {}, classes, classifier_activation, config)
     elif pooling == "avg":
         outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     elif pooling == "max":
@@ -168,6 +140,45 @@ def GoogLeNet(
     if weights is not None:
         _load_weights(model, weights)
     return model
+
+
+def _image_input(input_tensor, input_shape):
+    if input_tensor is None:
+        return layers.Input(shape=input_shape, name="image")
+    if not keras.backend.is_keras_tensor(input_tensor):
+        return layers.Input(tensor=input_tensor, shape=input_shape, name="image")
+    return input_tensor
+
+
+def _stem(x, config):
+    """Table 1's rows before inception 3a: conv1, pool1, conv2 (reduce and 3x3), pool2; LRN in "paper"."""
+    # 224 x 224 x 3
+    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
+    x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, "conv1_7x7_s2", config, strides=2, padding="valid")
+    # 112 x 112 x 64
+    x = _max_pool_ceil(x, 3, "pool1_3x3_s2")
+    if config.lrn:
+        x = _lrn(x, "pool1_norm1")
+    # 56 x 56 x 64
+    x = _conv(x, architecture.STEM_CONV2_REDUCE_FILTERS, 1, "conv2_3x3_reduce", config)
+    x = _conv(x, architecture.STEM_CONV2_FILTERS, 3, "conv2_3x3", config)
+    if config.lrn:
+        x = _lrn(x, "conv2_norm2")
+    # 56 x 56 x 192
+    return _max_pool_ceil(x, 3, "pool2_3x3_s2")
+
+
+def _heads(x, aux_features, classes, classifier_activation, config):
+    """The main classifier on inception 5b, then an auxiliary one per entry of ``aux_features``."""
+    x = layers.GlobalAveragePooling2D(name="pool5_7x7_s1")(x)
+    x = layers.Dropout(config.dropout, name="pool5_drop_7x7_s1")(x)
+    x = layers.Dense(classes, name="loss3_classifier")(x)
+    main = _classifier_output(x, classifier_activation, "main")
+    if not aux_features:
+        return main
+    return [main] + [
+        _aux_head(aux_features[head], head, classes, classifier_activation, config) for head in ("aux1", "aux2")
+    ]
 
 
 def _conv(x, filters, kernel_size, name, config, strides=1, padding="same"):
