@@ -337,11 +337,14 @@ def representative_batches(calibration_data, info):
                 f"calibration_data must be RGB crops of shape (n, {', '.join(map(str, expected))}). "
                 f"Received: calibration_data.shape={batch.shape}"
             )
-        if batch.min() < 0 or batch.max() > 255 or batch.max() <= 1:
+        # Resized crops overshoot [0, 255] by a fraction of a pixel (bicubic,
+        # antialiasing): allow that much, refuse what preprocess_input makes.
+        if batch.min() < -0.5 or batch.max() > 255.5 or batch.max() <= 1:
             raise ValueError(
                 "calibration_data must be raw RGB pixels in [0, 255], not scaled by preprocess_input. "
                 f"Received: calibration_data in [{batch.min():g}, {batch.max():g}]"
             )
+        batch = np.clip(batch, 0.0, 255.0)
     extremes = np.array(batch[:1], dtype=np.float32)
     extremes[0, 0, 0], extremes[0, 0, 1] = 0.0, 255.0
     return [np.asarray(batch, dtype=np.float32), extremes]
