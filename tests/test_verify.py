@@ -114,7 +114,7 @@ def _greys(count):
 
 def test_verify_runs_one_runtime_at_a_time_on_batches_of_at_most_32(fake_runtimes):
     exports = {"onnx": fake_runtimes["same"], "tflite_fp16": fake_runtimes["flip"]}
-    report = verify.verify("best.keras", exports, images=_greys(70))
+    report = verify.verify("best.keras", exports, images=_greys(70), mediapipe=False)  # the fake files are no .tflite
     assert fake_runtimes["alive_at_load"] == [0, 0, 0]  # the reference, then each export, alone
     sizes = [size for _, size in fake_runtimes["batches"]]
     assert max(sizes) <= predict.BATCH_SIZE
@@ -129,7 +129,7 @@ def test_verify_runs_one_runtime_at_a_time_on_batches_of_at_most_32(fake_runtime
 
 def test_integer_exports_are_compared_on_their_own_set(fake_runtimes):
     exports = {"onnx": fake_runtimes["same"], "tflite_int8": fake_runtimes["same"]}
-    report = verify.verify("best.keras", exports, images=_greys(3), int8_images=_greys(40))
+    report = verify.verify("best.keras", exports, images=_greys(3), int8_images=_greys(40), mediapipe=False)
     assert [row.images for row in report.rows] == [3, 40]
 
 
