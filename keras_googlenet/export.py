@@ -20,7 +20,6 @@ import tempfile
 
 import numpy as np
 
-from keras_googlenet import images as images_lib
 from keras_googlenet import predict as predict_lib
 from keras_googlenet import tflite_metadata
 from keras_googlenet.defaults import DEFAULT_OPSET, FORMATS, INT8_IO_TYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
@@ -328,7 +327,7 @@ def representative_batches(calibration_data, info):
         raise ValueError("int8 quantization needs calibration_data (an image folder or an array). Received: calibration_data=None")
     if isinstance(calibration_data, (str, os.PathLike)):
         raw = predict_lib.read_images(calibration_data, split="train", limit=CALIBRATION_IMAGES)
-        batch = _centre_crops(raw, info.image_size)
+        batch = predict_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=True)
     else:
         batch = np.asarray(calibration_data)
         expected = (info.image_size, info.image_size, 3)
@@ -348,17 +347,6 @@ def representative_batches(calibration_data, info):
     extremes = np.array(batch[:1], dtype=np.float32)
     extremes[0, 0, 0], extremes[0, 0, 1] = 0.0, 255.0
     return [np.asarray(batch, dtype=np.float32), extremes]
-
-
-def _centre_crops(images, size):
-    """Raw RGB crops, resized and centre-cropped as evaluation does (`augment.eval_transform`)."""
-    from keras_googlenet.augment import eval_transform
-
-    crops = []
-    for image in images:
-        pixels = images_lib.load_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
-        crops.append(np.asarray(eval_transform(pixels, size), dtype=np.float32))
-    return np.stack(crops)
 
 
 @contextlib.contextmanager
