@@ -1,10 +1,10 @@
 """Part 4: MirroredStrategy on 1 and 2 logical CPU devices at the same global batch.
 
 One subprocess splits the CPU into two logical devices with
-`training.configure_cpu_devices` (this must happen before TensorFlow
+`cluster.configure_cpu_devices` (this must happen before TensorFlow
 initialises, hence the subprocess) and times a `fit` step, compiled as
 `training.train` compiles it, under a MirroredStrategy over the first device,
-then under `training.make_strategy("mirrored")` over both. The
+then under `cluster.make_strategy("mirrored")` over both. The
 logical devices share one intra-op thread pool, so the 1-replica case is not
 slowed by the split. The ratio is the 2-replica work rate (images/s) over the
 1-replica one; the goal is at least 0.9, i.e. replication costs under 10%.
@@ -45,13 +45,13 @@ def mirrored_steps(image_size, batch, variant, warmup, repeats):
     """Median `fit` step time under MirroredStrategy over 1 and over 2 logical CPUs."""
     import tensorflow as tf
 
-    from keras_googlenet import training
+    from keras_googlenet import cluster
 
     from benchmarks.training import fit_step_times
 
-    training.configure_cpu_devices(2)
+    cluster.configure_cpu_devices(2)
     devices = [d.name for d in tf.config.list_logical_devices("CPU")]
     timings = {}
-    for replicas, strategy in ((1, tf.distribute.MirroredStrategy(devices[:1])), (2, training.make_strategy("mirrored"))):
+    for replicas, strategy in ((1, tf.distribute.MirroredStrategy(devices[:1])), (2, cluster.make_strategy("mirrored"))):
         timings[str(replicas)] = fit_step_times(strategy, image_size, batch, variant, warmup, repeats)
     return {"replicas": timings, "threads": common.cpu_threads(), "devices": devices}

@@ -65,9 +65,9 @@ def run(image_size=224, batch=32, variant="bn", warmup=1, repeats=3, cases=CASES
 
 def keras_step(image_size, batch, variant, warmup, repeats, jit_compile):
     """The median step time of `model.fit` on the model, optimizer and strategy `train` builds."""
-    from keras_googlenet import training
+    from keras_googlenet import cluster
 
-    timing = fit_step_times(training.make_strategy("auto"), image_size, batch, variant, warmup, repeats, jit_compile)
+    timing = fit_step_times(cluster.make_strategy("auto"), image_size, batch, variant, warmup, repeats, jit_compile)
     timing["threads"] = common.cpu_threads()
     return timing
 

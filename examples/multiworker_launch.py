@@ -17,7 +17,7 @@ import os
 import subprocess
 import sys
 
-from keras_googlenet import training
+from keras_googlenet import cluster
 
 
 def main():
@@ -26,7 +26,7 @@ def main():
     parser.add_argument("--output-dir", default="runs/multiworker", help="the chief's output folder")
     parser.add_argument("train_args", nargs="*", help="arguments for `keras-googlenet train`, after --")
     args = parser.parse_args()
-    configs = training.local_worker_configs(args.workers)
+    configs = cluster.local_worker_configs(args.workers)
     command = [sys.executable, "-m", "keras_googlenet.cli", "train", "--output-dir", args.output_dir, *args.train_args]
     processes = []
     for index, tf_config in enumerate(configs):

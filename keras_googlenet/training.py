@@ -1,11 +1,10 @@
-"""Training a GoogLeNet with `model.fit`: strategy, optimizer, schedule, callbacks.
+"""Training a GoogLeNet with `model.fit`: the run, its optimizer, schedule and callbacks.
 
-`train` is the whole job: it picks a distribution strategy, reads the data
+`train` is the whole job: it takes a distribution strategy from `cluster`, reads the data
 with `pipeline.make_dataset`, builds and compiles the three-head model
 (`compile_googlenet`, loss weights 1.0 / 0.3 / 0.3), fits it with checkpoints,
 backups, logs and curves, then evaluates it. The pieces it is made of
-(`make_strategy`, `learning_rate_schedule`, `make_optimizer`,
-`make_callbacks`) are public so that examples and tests can reuse them.
+(`learning_rate_schedule`, `make_optimizer`, `make_callbacks`) are public so that examples and tests can reuse them.
 """
 
 import contextlib
@@ -16,15 +15,13 @@ import math
 import os
 import pathlib
 import shutil
-import socket
 import sys
-import tempfile
 import types
 
 import keras
 import tensorflow as tf
 
-from keras_googlenet import architecture, augment, checkpointing, curves, evaluation, pipeline, predict
+from keras_googlenet import architecture, augment, checkpointing, cluster, curves, evaluation, pipeline, predict
 from keras_googlenet.model import GoogLeNet
 from keras_googlenet.task import compile_googlenet
 # The defaults and choices live in the light `defaults` module, which the CLI
@@ -149,7 +146,7 @@ def train(
             area: 0.5 for the 8x8 digits by default, the paper's is 0.08.
         strategy: ``"auto"``, ``"default"``, ``"mirrored"``,
             ``"multi_worker"`` or a `tf.distribute.Strategy`; see
-            `make_strategy`.
+            `cluster.make_strategy`.
         devices: split the CPU into this many logical devices (to test
             distribution on one machine); must come before TF starts.
         seed: the seed of the weights, the data order and the augmentation.
@@ -168,8 +165,8 @@ def train(
     _check_arguments(**vars(job))
     say = _flushing(print_fn)
     _announce(job, say)
-    strategy = make_strategy(strategy, devices)
-    folders = _folders(output_dir, strategy)
+    strategy = cluster.make_strategy(strategy, devices)
+    folders = cluster.task_folders(output_dir, strategy, BACKUP_DIR)
     try:
         # Only the chief writes to output_dir, so only the chief locks it.
         with checkpointing.lock_output_dir(folders.output_dir) if folders.chief else contextlib.nullcontext():
@@ -177,14 +174,6 @@ def train(
     finally:
         if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
             shutil.rmtree(folders.write_dir, ignore_errors=True)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Folders:
-    output_dir: pathlib.Path  # the user's folder
-    write_dir: pathlib.Path  # where this process writes: output_dir on the chief, a temporary folder elsewhere
-    backup_dir: pathlib.Path
-    chief: bool
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,7 +191,7 @@ def _train_in(folders, job, strategy, say):
     checkpointing.remove_temporary_files(folders.write_dir)  # left by a run killed while writing
     replicas = strategy.num_replicas_in_sync
     say(
-        f"Strategy: {_strategy_name(strategy)}, {replicas} replica(s); global batch {job.batch_size * replicas} "
+        f"Strategy: {cluster.strategy_name(strategy)}, {replicas} replica(s); global batch {job.batch_size * replicas} "
         f"({job.batch_size} per replica)."
     )
     data = _make_data(job, job.batch_size * replicas)
@@ -248,20 +237,6 @@ def _announce(job, say):
     )
 
 
-def _folders(output_dir, strategy):
-    output_dir = pathlib.Path(output_dir)
-    chief = is_chief(strategy)
-    # The Keras multi-worker guide: the other workers write to temporary
-    # folders, deleted at the end.
-    write_dir = output_dir if chief else pathlib.Path(tempfile.mkdtemp(prefix="keras_googlenet_worker_"))
-    backup_dir = output_dir / BACKUP_DIR
-    if _is_multi_worker(strategy):
-        # Each worker backs up its own state (weights may differ in their
-        # batch norm statistics); writing one file from all workers fails.
-        backup_dir = backup_dir / f"worker_{strategy.cluster_resolver.task_id}"
-    return _Folders(output_dir=output_dir, write_dir=write_dir, backup_dir=backup_dir, chief=chief)
-
-
 def _make_data(job, global_batch_size):
     """The training and validation datasets: batches of the global size, one target per head."""
     train_data, info = pipeline.make_dataset(
@@ -281,7 +256,7 @@ def _make_data(job, global_batch_size):
         # out of data" warning. The last batch may be partial.
         examples = (info.num_examples or {}).get(job.validation_split)
         validation_steps = -(-examples // global_batch_size) if examples else None
-    train_data, validation_data = (_shard_by_data(_targets(d, job.aux_heads)) for d in (train_data, validation_data))
+    train_data, validation_data = (cluster.shard_by_data(_targets(d, job.aux_heads)) for d in (train_data, validation_data))
     return _Data(train_data, validation_data, validation_steps, info, steps_per_epoch, global_batch_size)
 
 
@@ -298,8 +273,8 @@ def _build_model(job, strategy, data):
             weight_decay=job.weight_decay, use_ema=job.use_ema, ema_momentum=job.ema_momentum,
         )
         compile_googlenet(model, optimizer=optimizer, label_smoothing=job.label_smoothing)
-        if _is_multi_worker(strategy):
-            _work_around_keras_multi_worker_bugs(model, data.train)
+        if cluster.is_multi_worker(strategy):
+            cluster.work_around_keras_multi_worker_bugs(model, data.train)
     return model
 
 
@@ -375,103 +350,6 @@ def _flushing(print_fn):
     # print's output waits in a buffer when stdout is a pipe or a file
     # (`train ... | tee log`): flush each line so it shows at once.
     return functools.partial(print, flush=True) if print_fn is print else print_fn
-
-
-def make_strategy(strategy="auto", devices=None):
-    """The distribution strategy to train under.
-
-    ``"auto"`` picks `MultiWorkerMirroredStrategy` when ``TF_CONFIG`` names
-    several workers, else `MirroredStrategy` over the visible GPUs (or over
-    the logical CPUs of ``devices``), else the default strategy (one device).
-
-    Args:
-        strategy: ``"auto"``, ``"default"``, ``"mirrored"``,
-            ``"multi_worker"`` or a `tf.distribute.Strategy`, returned as is.
-        devices: an int >= 1: split the CPU into that many logical devices
-            for ``"mirrored"`` to replicate over. TensorFlow fixes its devices
-            when it first runs an op, so this must come first in the process.
-
-    Returns:
-        A `tf.distribute.Strategy`.
-    """
-    if isinstance(strategy, tf.distribute.Strategy):
-        return strategy
-    if strategy not in STRATEGIES:
-        raise ValueError(f"`strategy` must be one of {STRATEGIES} or a tf.distribute.Strategy. Received: strategy={strategy!r}")
-    if devices is not None:
-        configure_cpu_devices(devices)
-    if strategy == "auto":
-        if _tf_config_workers() > 1:
-            strategy = "multi_worker"
-        elif tf.config.list_physical_devices("GPU") or len(tf.config.list_logical_devices("CPU")) > 1:
-            strategy = "mirrored"
-        else:
-            strategy = "default"
-    if strategy == "multi_worker":
-        if _tf_config_workers() < 1:
-            raise ValueError(
-                "strategy='multi_worker' needs TF_CONFIG with a cluster of workers. "
-                f"Received: TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
-            )
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    if strategy == "mirrored":
-        gpus = tf.config.list_logical_devices("GPU")
-        return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
-    return tf.distribute.get_strategy()
-
-
-def configure_cpu_devices(devices):
-    """Splits the first CPU into ``devices`` logical devices.
-
-    `tf.config.set_logical_device_configuration` only works before
-    TensorFlow initialises its devices (the first op, model or strategy of
-    the process), so call this first, in a fresh process.
-    """
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
-        raise ValueError(f"`devices` must be an int >= 1. Received: devices={devices!r}")
-    cpu = tf.config.list_physical_devices("CPU")[0]
-    current = tf.config.get_logical_device_configuration(cpu)
-    if current is not None and len(current) == devices:
-        return
-    try:
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
-    except RuntimeError:
-        raise ValueError(
-            "`devices` must be set before TensorFlow initialises its devices: pass it first thing in a fresh "
-            f"process (this one already has {len(tf.config.list_logical_devices('CPU'))} CPU). Received: devices={devices!r}"
-        ) from None
-
-
-def local_worker_configs(workers):
-    """TF_CONFIG values for ``workers`` processes on this machine, one per worker.
-
-    Each names the whole cluster (free ports on 127.0.0.1, picked by the OS)
-    and its own index; worker 0 is the chief. For tests and local trials of
-    `MultiWorkerMirroredStrategy`.
-    """
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
-    sockets = [socket.socket() for _ in range(workers)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        cluster = {"worker": [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]}
-    finally:
-        for sock in sockets:
-            sock.close()
-    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(workers)]
-
-
-def is_chief(strategy):
-    """Whether this process writes the checkpoints and logs (always, unless multi-worker)."""
-    if not _is_multi_worker(strategy):
-        return True
-    resolver = strategy.cluster_resolver
-    # With no "chief" task in the cluster, worker 0 is the chief (Keras
-    # multi-worker guide).
-    return resolver.task_type in (None, "chief") or (
-        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
-    )
 
 
 def learning_rate_schedule(schedule, learning_rate, steps_per_epoch, epochs=None, warmup_epochs=1):
@@ -554,31 +432,6 @@ def make_callbacks(output_dir, backup_dir, monitor="val_main_top1", use_ema=Fals
     return callbacks
 
 
-def _work_around_keras_multi_worker_bugs(model, dataset):
-    """Lets Keras 3's `fit` and `evaluate` run under MultiWorkerMirroredStrategy.
-
-    Two bugs of Keras 3 (up to 3.15 at least) with that strategy only
-    (keras-team/keras#20585, tensorflow/tensorflow#72388):
-
-    - `fit` builds the model, loss, metric and optimizer state from the first
-      batch reduced with `strategy.reduce`, which fails on a nested batch
-      ("Attempt to convert a value (PerReplica...)"). We build them from the
-      dataset's element spec instead, and skip that step.
-    - Each step's logs are reduced with ``strategy.reduce("MEAN", v, axis=0)``,
-      which fails on scalars ("Invalid reduction dimension 0"). We return
-      each log as a vector of one value, whose mean over axis 0 is the value.
-    """
-    batch = tf.nest.map_structure(lambda spec: keras.KerasTensor(spec.shape, spec.dtype.name), dataset.element_spec)
-    model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-
-    def with_vector_logs(step):
-        return lambda data: {name: tf.reshape(value, [1]) for name, value in step(data).items()}
-
-    model.train_step = with_vector_logs(model.train_step)
-    model.test_step = with_vector_logs(model.test_step)
-
-
 def _steps_per_pass(info, split, global_batch_size):
     examples = (info.num_examples or {}).get(split)
     if not examples:
@@ -594,26 +447,6 @@ def _targets(dataset, aux_heads):
     if dataset is None or aux_heads:
         return dataset
     return dataset.map(lambda images, targets: (images, targets["main"]))
-
-
-def _shard_by_data(dataset):
-    # In-memory and generated sources have no files to shard by; say so, or
-    # tf.data warns and falls back to it on every worker.
-    if dataset is None:
-        return None
-    options = tf.data.Options()
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
-
-
-def _tf_config_workers():
-    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    cluster = config.get("cluster", {})
-    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
-
-
-def _is_multi_worker(strategy):
-    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def _check_arguments(**arguments):
@@ -658,21 +491,9 @@ def _check_arguments(**arguments):
         )
 
 
-def _strategy_name(strategy):
-    # The classes' own names differ from their public ones
-    # (CollectiveAllReduceStrategy, _DefaultDistributionStrategy).
-    for public, name in (
-        (tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
-        (tf.distribute.MirroredStrategy, "MirroredStrategy"),
-    ):
-        if isinstance(strategy, public):
-            return name
-    return "the default strategy" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
-
-
 def _report(result, info, strategy, validation_split, print_fn):
     print_fn(
-        f"Trained on {info.name!r} with {_strategy_name(strategy)} ({result.replicas} replica(s), "
+        f"Trained on {info.name!r} with {cluster.strategy_name(strategy)} ({result.replicas} replica(s), "
         f"global batch {result.global_batch_size})."
     )
     if result.evaluation:

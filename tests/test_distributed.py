@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 
-from keras_googlenet import training
+from keras_googlenet import cluster
 
 pytestmark = pytest.mark.slow
 
@@ -31,9 +31,9 @@ REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 # runs compute the same function: only the loss scaling can differ.
 MIRRORED_VS_SINGLE = """
 import json, sys
-from keras_googlenet import training
-mirrored = training.make_strategy("mirrored", devices=2)  # first: before TF starts its devices
-single = training.make_strategy("default")
+from keras_googlenet import cluster, training
+mirrored = cluster.make_strategy("mirrored", devices=2)  # first: before TF starts its devices
+single = cluster.make_strategy("default")
 import keras, numpy as np
 import keras_googlenet as kg
 
@@ -144,7 +144,7 @@ def test_two_local_workers_train_one_epoch_and_only_the_chief_writes_the_checkpo
             command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             env={**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(temporary)},
         )
-        for tf_config in training.local_worker_configs(2)
+        for tf_config in cluster.local_worker_configs(2)
     ]
     try:
         logs = [worker.communicate(timeout=TIMEOUT_S)[0] for worker in workers]

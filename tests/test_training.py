@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from keras_googlenet import training
+from keras_googlenet import cluster, training
 
 
 @pytest.mark.parametrize("epoch", [0, 1, 7, 8, 9, 15, 16, 23, 24, 40, 100])
@@ -58,20 +58,20 @@ def test_automatic_strategy_on_one_cpu_is_the_default_strategy(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: auto picks MirroredStrategy")
-    assert training.make_strategy("auto") is tf.distribute.get_strategy()
+    assert cluster.make_strategy("auto") is tf.distribute.get_strategy()
 
 
 def test_devices_after_tensorflow_started_raise_a_one_line_error():
     tf.constant(0)  # TensorFlow's devices are now fixed in this process
     count = len(tf.config.list_logical_devices("CPU"))
     with pytest.raises(ValueError, match=rf"before TensorFlow initialises its devices.*Received: devices={count + 1}$"):
-        training.make_strategy("mirrored", devices=count + 1)
+        cluster.make_strategy("mirrored", devices=count + 1)
 
 
 def test_multi_worker_without_tf_config_is_refused(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match=r"needs TF_CONFIG.*Received: TF_CONFIG=None"):
-        training.make_strategy("multi_worker")
+        cluster.make_strategy("multi_worker")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,198 @@
+"""Where a training process stands in its cluster: the strategy, its task and its folders.
+
+`make_strategy` picks the `tf.distribute` strategy (`MultiWorkerMirroredStrategy`
+when ``TF_CONFIG`` names a cluster); `is_chief` says which task writes the
+run's files, and `task_folders` where each task writes. `local_worker_configs`
+makes ``TF_CONFIG`` values for local trials, and
+`work_around_keras_multi_worker_bugs` lets Keras 3's `fit` run under that
+strategy. The training loop itself is `training.train`'s.
+"""
+
+import dataclasses
+import json
+import os
+import pathlib
+import socket
+import tempfile
+
+import keras
+import tensorflow as tf
+
+from keras_googlenet.defaults import STRATEGIES
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskFolders:
+    output_dir: pathlib.Path  # the user's folder
+    write_dir: pathlib.Path  # where this process writes: output_dir on the chief, a temporary folder elsewhere
+    backup_dir: pathlib.Path
+    chief: bool
+
+
+def task_folders(output_dir, strategy, backup_name):
+    """This task's folders: ``output_dir`` on the chief, its own elsewhere; backups under ``backup_name``."""
+    output_dir = pathlib.Path(output_dir)
+    chief = is_chief(strategy)
+    # The Keras multi-worker guide: the other workers write to temporary
+    # folders, deleted at the end.
+    write_dir = output_dir if chief else pathlib.Path(tempfile.mkdtemp(prefix="keras_googlenet_worker_"))
+    backup_dir = output_dir / backup_name
+    if is_multi_worker(strategy):
+        # Each worker backs up its own state (weights may differ in their
+        # batch norm statistics); writing one file from all workers fails.
+        backup_dir = backup_dir / f"worker_{strategy.cluster_resolver.task_id}"
+    return TaskFolders(output_dir=output_dir, write_dir=write_dir, backup_dir=backup_dir, chief=chief)
+
+
+def make_strategy(strategy="auto", devices=None):
+    """The distribution strategy to train under.
+
+    ``"auto"`` picks `MultiWorkerMirroredStrategy` when ``TF_CONFIG`` names
+    several workers, else `MirroredStrategy` over the visible GPUs (or over
+    the logical CPUs of ``devices``), else the default strategy (one device).
+
+    Args:
+        strategy: ``"auto"``, ``"default"``, ``"mirrored"``,
+            ``"multi_worker"`` or a `tf.distribute.Strategy`, returned as is.
+        devices: an int >= 1: split the CPU into that many logical devices
+            for ``"mirrored"`` to replicate over. TensorFlow fixes its devices
+            when it first runs an op, so this must come first in the process.
+
+    Returns:
+        A `tf.distribute.Strategy`.
+    """
+    if isinstance(strategy, tf.distribute.Strategy):
+        return strategy
+    if strategy not in STRATEGIES:
+        raise ValueError(f"`strategy` must be one of {STRATEGIES} or a tf.distribute.Strategy. Received: strategy={strategy!r}")
+    if devices is not None:
+        configure_cpu_devices(devices)
+    if strategy == "auto":
+        if _tf_config_workers() > 1:
+            strategy = "multi_worker"
+        elif tf.config.list_physical_devices("GPU") or len(tf.config.list_logical_devices("CPU")) > 1:
+            strategy = "mirrored"
+        else:
+            strategy = "default"
+    if strategy == "multi_worker":
+        if _tf_config_workers() < 1:
+            raise ValueError(
+                "strategy='multi_worker' needs TF_CONFIG with a cluster of workers. "
+                f"Received: TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if strategy == "mirrored":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])
+    return tf.distribute.get_strategy()
+
+
+def configure_cpu_devices(devices):
+    """Splits the first CPU into ``devices`` logical devices.
+
+    `tf.config.set_logical_device_configuration` only works before
+    TensorFlow initialises its devices (the first op, model or strategy of
+    the process), so call this first, in a fresh process.
+    """
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1:
+        raise ValueError(f"`devices` must be an int >= 1. Received: devices={devices!r}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == devices:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * devices)
+    except RuntimeError:
+        raise ValueError(
+            "`devices` must be set before TensorFlow initialises its devices: pass it first thing in a fresh "
+            f"process (this one already has {len(tf.config.list_logical_devices('CPU'))} CPU). Received: devices={devices!r}"
+        ) from None
+
+
+def local_worker_configs(workers):
+    """TF_CONFIG values for ``workers`` processes on this machine, one per worker.
+
+    Each names the whole cluster (free ports on 127.0.0.1, picked by the OS)
+    and its own index; worker 0 is the chief. For tests and local trials of
+    `MultiWorkerMirroredStrategy`.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
+    sockets = [socket.socket() for _ in range(workers)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        cluster = {"worker": [f"127.0.0.1:{sock.getsockname()[1]}" for sock in sockets]}
+    finally:
+        for sock in sockets:
+            sock.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(workers)]
+
+
+def is_chief(strategy):
+    """Whether this process writes the checkpoints and logs (always, unless multi-worker)."""
+    if not is_multi_worker(strategy):
+        return True
+    resolver = strategy.cluster_resolver
+    # With no "chief" task in the cluster, worker 0 is the chief (Keras
+    # multi-worker guide).
+    return resolver.task_type in (None, "chief") or (
+        resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in resolver.cluster_spec().as_dict()
+    )
+
+
+def work_around_keras_multi_worker_bugs(model, dataset):
+    """Lets Keras 3's `fit` and `evaluate` run under MultiWorkerMirroredStrategy.
+
+    Two bugs of Keras 3 (up to 3.15 at least) with that strategy only
+    (keras-team/keras#20585, tensorflow/tensorflow#72388):
+
+    - `fit` builds the model, loss, metric and optimizer state from the first
+      batch reduced with `strategy.reduce`, which fails on a nested batch
+      ("Attempt to convert a value (PerReplica...)"). We build them from the
+      dataset's element spec instead, and skip that step.
+    - Each step's logs are reduced with ``strategy.reduce("MEAN", v, axis=0)``,
+      which fails on scalars ("Invalid reduction dimension 0"). We return
+      each log as a vector of one value, whose mean over axis 0 is the value.
+    """
+    batch = tf.nest.map_structure(lambda spec: keras.KerasTensor(spec.shape, spec.dtype.name), dataset.element_spec)
+    model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+
+    def with_vector_logs(step):
+        return lambda data: {name: tf.reshape(value, [1]) for name, value in step(data).items()}
+
+    model.train_step = with_vector_logs(model.train_step)
+    model.test_step = with_vector_logs(model.test_step)
+
+
+def shard_by_data(dataset):
+    # In-memory and generated sources have no files to shard by; say so, or
+    # tf.data warns and falls back to it on every worker.
+    if dataset is None:
+        return None
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return dataset.with_options(options)
+
+
+def _tf_config_workers():
+    config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    cluster = config.get("cluster", {})
+    return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def is_multi_worker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def strategy_name(strategy):
+    # The classes' own names differ from their public ones
+    # (CollectiveAllReduceStrategy, _DefaultDistributionStrategy).
+    for public, name in (
+        (tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
+        (tf.distribute.MirroredStrategy, "MirroredStrategy"),
+    ):
+        if isinstance(strategy, public):
+            return name
+    return "the default strategy" if strategy is tf.distribute.get_strategy() else type(strategy).__name__
