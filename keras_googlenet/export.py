@@ -21,13 +21,14 @@ import tempfile
 import numpy as np
 
 from keras_googlenet import predict as predict_lib
-from keras_googlenet import tflite_metadata
+from keras_googlenet import scaling, tflite_metadata
 from keras_googlenet.defaults import DEFAULT_OPSET, FORMATS, INT8_IO_TYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
 
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "googlenet.onnx"
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+CONV1 = "conv1_7x7_s2"  # GoogLeNet's first convolution (`model._stem`), where the RGB to BGR swap folds in
 # TFLite's post-training quantization guide asks for ~100-500 representative samples.
 CALIBRATION_IMAGES = 128
 METADATA_KEYS = ("name", "description", "version", "author", "license")
@@ -113,16 +114,61 @@ def export(
 
 
 def with_preprocessing(model, variant):
-    """The model with `layers.Preprocessing` first, unless it has it: it then takes raw RGB pixels."""
+    """The model every export runs: raw RGB pixels in, the variant's scaling first, no GATHER.
+
+    `layers.Preprocessing` is added unless the model has it. Where the
+    variant swaps RGB to BGR ("paper"), the swap is folded into conv1
+    (`fold_channel_swap`): the swap would be a GATHER, which MediaPipe's GPU
+    delegate refuses. A model without GoogLeNet's conv1 keeps the swap.
+    Calling it on its own result returns that result.
+    """
     import keras
 
     from keras_googlenet.layers import Preprocessing
-    from keras_googlenet.model import includes_preprocessing
 
-    if includes_preprocessing(model):
+    layer = next((layer for layer in model.layers if isinstance(layer, Preprocessing)), None)
+    if layer is not None and (layer.keep_rgb or not scaling.input_scaling(layer.variant).swaps_channels):
+        return model
+    variant = variant if layer is None else layer.variant
+    if scaling.input_scaling(variant).swaps_channels and CONV1 in {each.name for each in model.layers}:
+        return fold_channel_swap(model, variant)
+    if layer is not None:
         return model
     pixels = keras.Input(model.input_shape[1:], name=INPUT_NAME)
     return keras.Model(pixels, model(Preprocessing(variant, name="preprocessing")(pixels)), name=model.name)
+
+
+def fold_channel_swap(model, variant):
+    """A copy of a GoogLeNet that takes RGB where it took BGR, after `Preprocessing(keep_rgb=True)`.
+
+    The copy's conv1 kernel has its input channels reversed, and the scaling
+    keeps RGB order with the mean and std reversed to match. That is exact:
+    the swap only renames the channels that conv1 sums over, and conv1's zero
+    padding comes after the scaling, where a padded zero is zero in either
+    order. ``model`` itself is left as it is.
+    """
+    import keras
+
+    from keras_googlenet.layers import Preprocessing
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, Preprocessing):
+            config["keep_rgb"] = True
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        if layer.weights:
+            copy.get_layer(layer.name).set_weights(layer.get_weights())
+    conv1 = copy.get_layer(CONV1)
+    # Kernel (height, width, input channels, filters): what multiplied B now multiplies R.
+    conv1.kernel.assign(np.flip(keras.ops.convert_to_numpy(conv1.kernel), axis=2))
+    if any(isinstance(layer, Preprocessing) for layer in copy.layers):
+        return copy
+    pixels = keras.Input(model.input_shape[1:], name=INPUT_NAME)
+    scaled = Preprocessing(variant, keep_rgb=True, name="preprocessing")(pixels)
+    return keras.Model(pixels, copy(scaled), name=model.name)
 
 
 def export_saved_model(model, path, info=None, raw_image_signature=True):

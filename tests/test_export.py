@@ -20,6 +20,44 @@ def _interpreter_input(path):
     return Interpreter(model_path=str(path)).get_input_details()[0]
 
 
+def _tflite_ops(path):
+    """The builtin op names a .tflite file uses, read from its flatbuffer."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = flatbuffer_utils.read_model(str(path))
+    return {names[max(code.builtinCode, code.deprecatedBuiltinCode)] for code in model.operatorCodes}
+
+
+def _onnx_ops(path):
+    import onnx
+
+    return {node.op_type for node in onnx.load(str(path)).graph.node}
+
+
+def _savedmodel_ops(path, signature):
+    """The TF op types a SavedModel signature runs, its called functions included."""
+    import tensorflow as tf
+
+    graph = tf.saved_model.load(str(path)).signatures[signature].graph.as_graph_def()
+    return {node.op for node in graph.node} | {node.op for function in graph.library.function for node in function.node_def}
+
+
+def _export_ops(paths):
+    """Each export's op names, by export name."""
+    ops = {kind: _tflite_ops(path) for kind, path in paths.items() if kind.startswith("tflite_")}
+    if "onnx" in paths:
+        ops["onnx"] = _onnx_ops(paths["onnx"])
+    if "savedmodel" in paths:
+        for signature in ("serving_default", "serving_uint8"):
+            ops[f"savedmodel {signature}"] = _savedmodel_ops(paths["savedmodel"], signature)
+    return ops
+
+
+GATHERS = {"GATHER", "GATHER_ND", "Gather", "GatherElements", "GatherND", "GatherV2", "ResourceGather"}
+
+
 @pytest.fixture(scope="module")
 def three_head_model():
     return kg.GoogLeNet(variant="bn", input_shape=(96, 96, 3), classes=10)
@@ -61,13 +99,70 @@ def test_every_tflite_carries_metadata_with_its_labels_and_raw_pixel_normalizati
 
 
 @pytest.mark.slow
-def test_every_float_export_takes_raw_pixels_and_matches_the_checkpoint_on_scaled_pixels(digits_held_out, digits_checkpoint, digits_exports):
-    crops = digits_held_out[0][:8].astype(np.float32)  # already 96 x 96
-    reference = predict.load_checkpoint(digits_checkpoint).predict(kg.preprocess_input(crops, variant="bn"), verbose=0)
+@pytest.mark.parametrize("variant", ["bn", "paper"])
+def test_every_float_export_takes_raw_pixels_and_matches_the_checkpoint_on_scaled_pixels(request, digits_held_out, variant):
+    prefix = "" if variant == "bn" else "paper_"
+    checkpoint, exports = (request.getfixturevalue(f"{prefix}digits_{name}") for name in ("checkpoint", "exports"))
+    crops = digits_held_out[0][:32].astype(np.float32)  # already 96 x 96
+    # The Keras model on preprocess_input's pixels: BGR for "paper", which the exports fold into conv1.
+    reference = predict.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
     for kind in ("savedmodel", "tflite_fp32", "onnx"):
         # predict.Predictor feeds the batch it is given: here raw pixels.
-        got = predict.load_predictor(digits_exports[kind])(crops)
+        got = predict.load_predictor(exports[kind])(crops)
         np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5, err_msg=kind)
+    assert reference.max(-1).min() < 0.9  # a model with doubt on some digits: probabilities that can move
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["bn", "paper"])
+def test_no_export_of_either_variant_has_a_gather_op(request, variant):
+    # MediaPipe's GPU delegate stops at a GATHER ("No support of gather"); the
+    # "paper" RGB to BGR swap was one, before conv1 took it over.
+    exports = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")
+    ops = _export_ops(exports)
+    assert set(ops) == {*TFLITE_KINDS, "onnx", "savedmodel serving_default", "savedmodel serving_uint8"}
+    for kind, names in ops.items():
+        assert {"CONV_2D", "Conv", "Conv2D"} & names, f"{kind}: no convolution read, the op list is wrong"
+        assert not GATHERS & names, f"{variant} {kind}: {sorted(GATHERS & names)}"
+
+
+def test_paper_model_built_with_preprocessing_exports_without_gather_and_matches_keras(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    # Logits, not probabilities: a random net's softmax is too flat to show a channel mix-up.
+    model = kg.GoogLeNet(variant="paper", input_shape=(96, 96, 3), classes=10, aux_heads=False,
+                         classifier_activation=None, include_preprocessing=True)
+    conv1 = np.array(model.get_layer("conv1_7x7_s2").kernel)
+    info = predict.ModelInfo("paper", 96, None)
+    paths = {
+        "tflite_fp32": export.export_tflite(model, tmp_path / "fp32.tflite", info=info),
+        "onnx": export.export_onnx(model, tmp_path / "model.onnx", info=info),
+    }
+    for kind, names in _export_ops(paths).items():
+        assert "SUB" in names or "Sub" in names, kind  # the mean subtraction is still there
+        assert not GATHERS & names, f"{kind}: {sorted(GATHERS & names)}"
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 96, 96, 3)).astype(np.float32)
+    reference = model.predict(pixels, verbose=0)
+    assert np.abs(reference).max() > 0.5  # logits that a swapped kernel would move by far more than 1e-4
+    for kind, path in paths.items():
+        np.testing.assert_allclose(predict.load_predictor(path)(pixels), reference, rtol=0, atol=1e-4, err_msg=kind)
+    np.testing.assert_array_equal(np.array(model.get_layer("conv1_7x7_s2").kernel), conv1)  # the caller's model is untouched
+
+
+def test_folding_the_channel_swap_is_exact_and_done_once():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = kg.GoogLeNet(variant="paper", input_shape=(96, 96, 3), classes=10, aux_heads=False, classifier_activation=None)
+    folded = export.with_preprocessing(model, "paper")
+    assert export.with_preprocessing(folded, "paper") is folded
+    pixels = np.random.default_rng(1).integers(0, 256, (2, 96, 96, 3)).astype(np.float32)
+    reference = model.predict(kg.preprocess_input(pixels, variant="paper"), verbose=0)
+    np.testing.assert_allclose(folded.predict(pixels, verbose=0), reference, rtol=0, atol=1e-4)
+    # The folded kernel reads R where the original read B.
+    kernels = [np.array(m.get_layer("conv1_7x7_s2").kernel) for m in (model, folded.get_layer(model.name))]
+    np.testing.assert_array_equal(kernels[1], kernels[0][:, :, ::-1, :])
 
 
 @pytest.mark.slow
