@@ -56,6 +56,20 @@ def test_mediapipe_int8_agrees_with_keras_on_top1_for_99_percent_of_held_out_dig
 
 
 @pytest.mark.slow
+def test_mediapipe_int8_gives_float_probabilities_whose_top5_ranks_beyond_the_first(mediapipe_run):
+    variant, reference, found = mediapipe_run
+    scores = _scores(found["int8"], 10)
+    # A uint8 softmax gave multiples of 1/256 and a top-5 of ties (10.8% "bn", 16.1% "paper" identical).
+    steps = scores * 256
+    assert np.mean(np.abs(steps - np.round(steps)) > 1e-3) > 0.5, f"{variant}: int8 scores are still on the 1/256 grid"
+    mediapipe_top5 = [[index for index, _, _ in categories[:5]] for categories in found["int8"]]
+    keras_top5 = [list(np.argsort(-row, kind="stable")[:5]) for row in reference]
+    identical = np.mean([a == b for a, b in zip(mediapipe_top5, keras_top5)])
+    # Measured 85.9% ("bn") and 73.3% ("paper"): the integer body, not the output, limits it now.
+    assert identical >= 0.65, f"{variant}: int8 top-5 identical on {identical:.1%} of {len(reference)} held-out digits"
+
+
+@pytest.mark.slow
 def test_mediapipe_names_every_class_from_the_embedded_labels(mediapipe_run):
     _, _, found = mediapipe_run
     for kind in ("fp32", "int8"):

@@ -43,6 +43,15 @@ def test_integer_tflite_agrees_on_top1_for_99_percent_of_held_out_digits(report,
 
 
 @pytest.mark.slow
+def test_int8_rows_report_a_top5_identity_that_means_something(report):
+    # The int8 file's softmax runs in float: no more ties of 1/256 after the first class.
+    # Measured 85.9% on the 397 held-out digits; a uint8 output gave 10.8%.
+    rows = [row for row in report.rows if row.name.endswith("_int8")]
+    assert rows and all(row.top5_identical >= 0.65 for row in rows), [(row.name, row.top5_identical) for row in rows]
+    assert all(row.top5_identical == 1.0 for row in report.rows if row.name in ("tflite_fp32", "onnx", "savedmodel"))
+
+
+@pytest.mark.slow
 def test_report_is_saved_as_json_and_printed_as_a_table(report, tmp_path, digits_exports):
     saved = json.loads(open(report.save(tmp_path / "parity.json")).read())
     runtimes = [row for row in saved["rows"] if not row["name"].startswith("mediapipe_")]
