@@ -92,14 +92,14 @@ def _convert_weights(args):
 def _add_export(subparsers):
     parser = subparsers.add_parser(
         "export",
-        help="export a .keras checkpoint to SavedModel, TFLite (fp32/fp16/dynamic/int8) and ONNX",
+        help="export a .keras checkpoint to SavedModel, TFLite (fp32/fp16/dynamic/int8), ONNX or a KerasHub preset",
         description="Exports the main head of a .keras checkpoint (the auxiliary heads are dropped; EMA weights "
         "are already in a checkpoint trained with EMA). Class names come from --labels, a labels.txt beside the "
         "checkpoint, or ImageNet for 1000 classes, and are written with every export.",
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the .keras checkpoint, e.g. runs/googlenet/best.keras")
     parser.add_argument("--output-dir", default=defaults.DEFAULT_EXPORT_DIR, help=f"folder to write to (default: {defaults.DEFAULT_EXPORT_DIR})")
-    parser.add_argument("--format", default="all", choices=[*defaults.FORMATS, "all"], help="what to write (default: all)")
+    parser.add_argument("--format", default="all", choices=[*defaults.EXPORT_FORMATS, "all"], help=f"what to write (default: all, which is {', '.join(defaults.FORMATS)}; {defaults.KERASHUB_FORMAT!r} writes a KerasHub preset in OUTPUT_DIR/{defaults.KERASHUB_FORMAT} and needs keras-googlenet[kerashub])")
     parser.add_argument("--quantize", nargs="+", default=["fp32"], choices=defaults.QUANTIZATIONS, help="TFLite variants, one or more: float32, float16 weights, int8 weights, full integer (default: fp32)")
     parser.add_argument("--calibration-data", default=None, help="int8 calibration images: an image folder, or a training source ('digits', a class-folder tree, a tfds name) of which 128 training images are used")
     parser.add_argument("--int8-io", default="uint8", choices=defaults.INT8_IO_TYPES, help="input and output type of the int8 model (default: uint8)")

@@ -23,7 +23,11 @@ SCHEDULES = ("paper", "cosine", "constant")
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
 # export
-FORMATS = ("savedmodel", "tflite", "onnx")
+FORMATS = ("savedmodel", "tflite", "onnx")  # what "all" writes
+# A KerasHub preset needs the optional keras-hub ("keras-googlenet[kerashub]"):
+# asked for by name, never part of "all".
+KERASHUB_FORMAT = "kerashub"
+EXPORT_FORMATS = (*FORMATS, KERASHUB_FORMAT)
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
 INT8_IO_TYPES = ("uint8", "int8")
 # Opset 17 is supported by every onnxruntime since 1.13 and by tf2onnx 1.16+.

@@ -22,7 +22,14 @@ import numpy as np
 
 from keras_googlenet import predict as predict_lib
 from keras_googlenet import tflite_metadata
-from keras_googlenet.defaults import DEFAULT_OPSET, FORMATS, INT8_IO_TYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
+from keras_googlenet.defaults import (  # noqa: F401 (re-exported)
+    DEFAULT_OPSET,
+    EXPORT_FORMATS,
+    FORMATS,
+    INT8_IO_TYPES,
+    KERASHUB_FORMAT,
+    QUANTIZATIONS,
+)
 
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "googlenet.onnx"
@@ -57,8 +64,10 @@ def export(
     Args:
         checkpoint: a `.keras` file, with or without auxiliary heads.
         output_dir: the folder to write to; created if needed.
-        formats: ``"all"`` or a sequence of ``"savedmodel"``, ``"tflite"``,
-            ``"onnx"``.
+        formats: ``"all"`` (SavedModel, TFLite and ONNX) or a sequence of
+            ``"savedmodel"``, ``"tflite"``, ``"onnx"`` and ``"kerashub"``
+            (a KerasHub classifier preset in ``output_dir/kerashub``, see
+            `kerashub_preset`; needs ``keras-googlenet[kerashub]``).
         quantize: the TFLite variants to write, from ``"fp32"``, ``"fp16"``
             (float16 weights), ``"dynamic"`` (int8 weights) and ``"int8"``
             (full integer, needs ``calibration_data``).
@@ -78,9 +87,10 @@ def export(
 
     Returns:
         A dict from export name (``"savedmodel"``, ``"tflite_fp32"``, ...,
-        ``"onnx"``) to its path.
+        ``"onnx"``, ``"kerashub"``) to its path.
     """
-    formats = _validate_choices("formats", FORMATS if formats == "all" else formats, FORMATS)
+    formats = _validate_choices("formats", FORMATS if formats == "all" else formats, EXPORT_FORMATS)
+    _require_kerashub(formats)
     quantize = _validate_choices("quantize", quantize, QUANTIZATIONS)
     _validate_int8_io(int8_io)
     _validate_opset(opset)
@@ -94,9 +104,14 @@ def export(
     if "tflite" in formats and "int8" in quantize:
         calibration = representative_batches(calibration_data, info)
     output_dir = _prepare_output_dir(output_dir, "output_dir")
+    paths = {}
+    if KERASHUB_FORMAT in formats:
+        from keras_googlenet import kerashub_preset
+
+        training = kerashub_preset.training_summary(checkpoint)
+        paths[KERASHUB_FORMAT] = kerashub_preset.write_preset(model, info, output_dir / KERASHUB_FORMAT, training=training)
     model = with_preprocessing(model, info.variant)
 
-    paths = {}
     with tempfile.TemporaryDirectory() as scratch:
         saved_model_dir = output_dir / SAVED_MODEL_DIR if "savedmodel" in formats else pathlib.Path(scratch) / SAVED_MODEL_DIR
         if "savedmodel" in formats or "tflite" in formats:
@@ -446,6 +461,15 @@ def _validate_choices(argument, values, allowed):
     if unknown or not values:
         raise ValueError(f"`{argument}` must be from {list(allowed)}. Received: {argument}={values!r}")
     return values
+
+
+def _require_kerashub(formats):
+    import importlib.util
+
+    if KERASHUB_FORMAT in formats and importlib.util.find_spec("keras_hub") is None:
+        raise ValueError(
+            f'A KerasHub preset needs keras-hub: pip install "keras-googlenet[kerashub]". Received: formats={formats!r}'
+        )
 
 
 def _validate_int8_io(int8_io):
