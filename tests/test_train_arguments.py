@@ -231,3 +231,14 @@ def test_python_callers_of_train_get_the_same_checks_before_the_plan(tmp_path):
     with pytest.raises(ValueError, match=r"^`label_smoothing` must be a finite number in \[0, 1\)\. Received: label_smoothing=1\.5$"):
         training.train(output_dir=tmp_path / "run", label_smoothing=1.5, print_fn=lines.append)
     assert lines == [] and list(tmp_path.iterdir()) == []
+
+
+def test_in_a_tf_config_cluster_the_lock_is_left_to_the_chief(tmp_path, monkeypatch):
+    # Local workers share the chief's output_dir, which the chief locks: the
+    # other workers must not be refused by it.
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with output_lock.lock_output_dir(tmp_path):
+        with pytest.raises(ValueError, match="Another training run"):
+            train_arguments.check_train_arguments(**{**VALID, "output_dir": tmp_path})
+        monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}')
+        train_arguments.check_train_arguments(**{**VALID, "output_dir": tmp_path})
