@@ -145,7 +145,7 @@ def test_a_run_starting_during_a_check_waits_for_it_instead_of_refusing(tmp_path
     (tmp_path / "train.lock").write_text("")
     checking = os.open(tmp_path / "train.lock", os.O_RDONLY)
     fcntl.flock(checking, fcntl.LOCK_SH)  # what check_output_dir_free holds for a moment
-    threading.Timer(0.2, os.close, [checking]).start()
+    threading.Timer(0.05, os.close, [checking]).start()
     with output_lock.lock_output_dir(tmp_path):
         assert (tmp_path / "train.lock").read_text() == f"{os.getpid()}\n"
 
