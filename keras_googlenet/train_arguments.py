@@ -11,22 +11,9 @@ once. It imports only light modules: the standard library, `defaults`,
 import math
 import os
 import pathlib
-import re
 
-from keras_googlenet import architecture, output_lock
-from keras_googlenet.defaults import DEFAULT_DATA, MIXED_PRECISION_POLICIES, SCHEDULES, STRATEGIES
-
-# tensorflow-datasets' dataset names (tensorflow_datasets/core/naming.py):
-# "[namespace:]name[/config][:version][/key=value,...]", e.g. "tf_flowers",
-# "imagenette/320px", "imagenet2012_subset/1pct:5.0.0". A name starts with a
-# letter; a version is three numbers (or *).
-_TFDS_NAME = re.compile(
-    r"(?:[\w-]+:)?[A-Za-z]\w*"  # namespace, name
-    r"(?:/[\w+.-]+)?"  # config
-    r"(?::(?:\d+|\*)(?:\.(?:\d+|\*)){2})?"  # version
-    r"(?:/\w+=[^,]+(?:,\w+=[^,]+)*,?)?"  # builder arguments
-)
-
+from keras_googlenet import architecture, output_lock, sources
+from keras_googlenet.defaults import DEFAULT_DATA, MIXED_PRECISION_POLICIES, SCHEDULES, SPLITS, STRATEGIES
 
 def check_train_arguments(**arguments):
     """Raises a one-line ValueError (or FileNotFoundError) for the first bad argument of `train`.
@@ -34,7 +21,7 @@ def check_train_arguments(**arguments):
     Takes `training.train`'s keyword arguments by name (extra ones, such as
     ``callbacks``, are ignored). Besides each value's type and range, it
     checks that ``image_size`` fits the variant, that ``data`` names a
-    folder that exists when it is a path (see `data_is_path`), and that no
+    folder that exists when it is a path (see `sources.data_is_path`), and that no
     other run holds ``output_dir`` (`output_lock.check_output_dir_free`).
     Nothing is created.
     """
@@ -43,6 +30,7 @@ def check_train_arguments(**arguments):
     _check_choices(arguments)
     _check_image_size(arguments["image_size"], arguments["variant"], arguments["aux_heads"])
     check_data(arguments["data"])
+    _check_splits(arguments)
     _check_output_dir(arguments["output_dir"])
 
 
@@ -110,29 +98,11 @@ def _check_image_size(image_size, variant, aux_heads):
         )
 
 
-def data_is_path(data):
-    """Whether ``data`` names a folder rather than the digits or a tfds dataset.
-
-    The rule: ``"digits"`` is the built-in set; a path object, a string
-    starting with ``~``, or an existing folder is a path; any other string
-    that has the form of a tfds name (``tf_flowers``, ``imagenette/320px``:
-    see ``_TFDS_NAME``) is a tfds name; everything else is a path
-    (``/data``, ``./photos``, ``C:\\photos``, ``my photos``). So a folder
-    ``photos/flowers`` that does not exist reads as the tfds dataset
-    ``photos`` with config ``flowers``: write ``./photos/flowers`` to be sure.
-    """
-    if isinstance(data, os.PathLike):
-        return True
-    if data == DEFAULT_DATA:
-        return False
-    return data.startswith("~") or os.path.isdir(data) or not _TFDS_NAME.fullmatch(data)
-
-
 def check_data(data):
     """Raises if ``data`` is not a source name, or is a path but no existing folder."""
     if not isinstance(data, (str, os.PathLike)) or not os.fspath(data):
         raise ValueError(f"`data` must be 'digits', a folder path or a tfds name. Received: data={data!r}")
-    if not data_is_path(data):
+    if not sources.data_is_path(data):
         return  # tfds' catalogue needs TensorFlow: a tfds name is checked when it is loaded
     folder = pathlib.Path(data).expanduser()
     if folder.is_dir():
@@ -142,6 +112,19 @@ def check_data(data):
             f"`data` must be a folder with one subfolder of images per class, not a file. Received: data={_shown(data)}"
         )
     raise FileNotFoundError(f"The image folder does not exist. Received: data={_shown(data)}")
+
+
+def _check_splits(arguments):
+    # The digits and image folders have these two splits; a tfds dataset has
+    # its own (and slices such as "train[:10%]"), which tfds checks.
+    if arguments["data"] != DEFAULT_DATA and not sources.data_is_path(arguments["data"]):
+        return
+    for name in ("split", "validation_split"):
+        value = arguments[name]
+        if value is None and name == "validation_split":
+            continue
+        if value not in SPLITS:
+            raise ValueError(f"`{name}` must be one of {SPLITS}. Received: {name}={value!r}")
 
 
 def _shown(data):

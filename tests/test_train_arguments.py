@@ -13,7 +13,7 @@ import threading
 
 import pytest
 
-from keras_googlenet import output_lock, train_arguments
+from keras_googlenet import output_lock, sources, train_arguments
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 HEAVY_MODULES = ("tensorflow", "keras", "h5py", "numpy")
@@ -66,6 +66,8 @@ def _train(cwd, *argv):
         (["--data", "/nonexistent"], "The image folder does not exist. Received: --data='/nonexistent'"),
         (["--data", "./photos/flowers"], "The image folder does not exist. Received: --data='./photos/flowers'"),
         (["--data", "my photos"], "The image folder does not exist. Received: --data='my photos'"),
+        (["--split", "val"], "--split must be one of ('train', 'validation'). Received: --split='val'"),
+        (["--validation-split", "test"], "--validation-split must be one of ('train', 'validation'). Received: --validation-split='test'"),
     ],
 )
 def test_a_bad_value_is_one_line_before_tensorflow_and_creates_nothing(tmp_path, argv, message):
@@ -169,19 +171,20 @@ def test_a_run_starting_during_a_check_waits_for_it_instead_of_refusing(tmp_path
     ],
 )
 def test_data_is_a_path_unless_it_is_digits_or_has_the_form_of_a_tfds_name(data, is_path):
-    assert train_arguments.data_is_path(data) is is_path
+    assert sources.data_is_path(data) is is_path
 
 
 def test_an_existing_folder_named_like_a_tfds_dataset_is_a_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "tf_flowers").mkdir()
-    assert train_arguments.data_is_path("tf_flowers") is True
+    assert sources.data_is_path("tf_flowers") is True
 
 
 VALID = dict(
     data="digits", output_dir="runs/x", epochs=1, batch_size=2, steps_per_epoch=None, image_size=96, variant="bn",
     aux_heads=True, learning_rate=0.01, schedule="paper", warmup_epochs=1, weight_decay=0.0, label_smoothing=0.0,
     ema_momentum=0.99, mixed_precision=None, min_crop_area=0.5, strategy="auto", devices=None, seed=0, verbose="auto",
+    split="train", validation_split="validation",
 )
 
 
@@ -199,6 +202,7 @@ VALID = dict(
         ({"learning_rate": "0.1"}, "`learning_rate` must be a finite number > 0. Received: learning_rate='0.1'"),
         ({"data": 3}, "`data` must be 'digits', a folder path or a tfds name. Received: data=3"),
         ({"output_dir": None}, "`output_dir` must be a folder path. Received: output_dir=None"),
+        ({"validation_split": "val"}, "`validation_split` must be one of ('train', 'validation'). Received: validation_split='val'"),
     ],
 )
 def test_python_values_of_the_wrong_kind_are_refused_by_name(bad, message):
@@ -242,3 +246,9 @@ def test_in_a_tf_config_cluster_the_lock_is_left_to_the_chief(tmp_path, monkeypa
             train_arguments.check_train_arguments(**{**VALID, "output_dir": tmp_path})
         monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}')
         train_arguments.check_train_arguments(**{**VALID, "output_dir": tmp_path})
+
+
+def test_a_tfds_split_is_left_to_tfds(tmp_path, monkeypatch):
+    # tfds datasets have their own splits and slices: only tfds can tell them.
+    monkeypatch.chdir(tmp_path)
+    train_arguments.check_train_arguments(**{**VALID, "data": "tf_flowers", "split": "train[:80%]", "validation_split": "train[80%:]"})
