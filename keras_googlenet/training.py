@@ -21,7 +21,7 @@ import types
 import keras
 import tensorflow as tf
 
-from keras_googlenet import augment, checkpointing, cluster, curves, evaluation, output_lock, pipeline, predict, train_arguments
+from keras_googlenet import augment, checkpointing, cluster, curves, evaluation, model_info, output_lock, pipeline, train_arguments
 from keras_googlenet.model import GoogLeNet
 from keras_googlenet.task import compile_googlenet
 # The defaults and choices live in the light `defaults` module, which the CLI
@@ -321,7 +321,7 @@ def _save_and_evaluate(model, job, data, folders):
     # put the averaged weights in place (`finalize_variable_values`).
     checkpointing.write_atomically(write_dir / LAST_CHECKPOINT, model.save)
     checkpointing.write_atomically(
-        write_dir / predict.LABELS_FILE, lambda path: predict.write_labels(path, data.info.class_names)
+        write_dir / model_info.LABELS_FILE, lambda path: model_info.write_labels(path, data.info.class_names)
     )
     if folders.chief:
         curves.plot_training_curves(write_dir / CSV_LOG, write_dir / CURVES_PNG)
