@@ -1,4 +1,4 @@
-"""A training run's files on disk, kept whole through SIGKILL and concurrent starts.
+"""A training run's files on disk, kept whole through SIGKILL.
 
 - `write_atomically`: every checkpoint, backup and metadata file is written to
   a temporary file in its folder, then renamed over the old one
@@ -8,10 +8,10 @@
   with the previous backup kept until the new one is complete, and a
   fallback to it when the newest one is damaged.
 - `AtomicModelCheckpoint`: Keras' `ModelCheckpoint`, written atomically.
-- `lock_output_dir`: one training run per output folder.
+
+One run per output folder is `output_lock`'s.
 """
 
-import contextlib
 import csv
 import json
 import logging
@@ -20,11 +20,6 @@ import pathlib
 
 import h5py
 import keras
-
-try:
-    import fcntl
-except ImportError:  # Windows: no advisory locks, runs are not guarded
-    fcntl = None
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +30,6 @@ NEXT_BACKUP = "next.weights.h5"
 # each weights file, which cannot disagree with the weights beside it.
 BACKUP_METADATA = "training_metadata.json"
 EPOCH_ATTRIBUTE = "keras_googlenet_epochs_done"
-LOCK_FILE = "train.lock"
 TEMPORARY_PREFIX = ".tmp-"
 
 
@@ -69,7 +63,7 @@ def write_text_atomically(path, text):
 def remove_temporary_files(folder):
     """Deletes what `write_atomically` calls killed in ``folder`` left (not in its subfolders).
 
-    Call it only where no other process writes: under `lock_output_dir`, or
+    Call it only where no other process writes: under `output_lock.lock_output_dir`, or
     in a folder of this process's own.
     """
     for path in pathlib.Path(folder).glob(f"{TEMPORARY_PREFIX}*"):
@@ -220,53 +214,3 @@ def _epoch(row):
         return int(row.get("epoch", ""))
     except ValueError:
         return float("inf")
-
-
-@contextlib.contextmanager
-def lock_output_dir(output_dir):
-    """Holds ``output_dir/train.lock`` while the block runs, or refuses at once.
-
-    An advisory `fcntl.flock` on the file, not the file's existence: the
-    kernel drops the lock when its process dies (even by SIGKILL), so a
-    killed run's lock file is simply taken over, and no two runs can both
-    decide that a lock is stale. The holder writes its PID into the file for
-    the message of the run it refuses.
-    """
-    output_dir = pathlib.Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if fcntl is None:
-        yield
-        return
-    path = output_dir / LOCK_FILE
-    descriptor = _take_lock(path, output_dir)
-    try:
-        yield
-    finally:
-        # Unlinked while still held, so that a run waiting on this file
-        # notices (_take_lock compares inodes) and locks a new one.
-        path.unlink(missing_ok=True)
-        os.close(descriptor)
-
-
-def _take_lock(path, output_dir):
-    while True:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "unknown"
-            os.close(descriptor)
-            raise ValueError(
-                f"Another training run (PID {holder}) is writing to {output_dir}: wait for it to end, or "
-                f"train into another output_dir. Received: output_dir='{output_dir}'"
-            ) from None
-        try:
-            same_file = os.fstat(descriptor).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:  # the holder released and removed it between our open and flock
-            same_file = False
-        if same_file:
-            pid = f"{os.getpid()}\n".encode("ascii")
-            os.pwrite(descriptor, pid, 0)
-            os.ftruncate(descriptor, len(pid))
-            return descriptor
-        os.close(descriptor)

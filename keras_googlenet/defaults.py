@@ -18,6 +18,8 @@ DEFAULT_MIN_CROP_AREA = 0.5
 DEFAULT_OUTPUT_DIR = "runs/googlenet"
 # The Caffe solver (bvlc_googlenet/quick_solver.prototxt): weight decay 0.0002.
 WEIGHT_DECAY = 2e-4
+# The splits of the digits and of an image folder (a tfds dataset has its own).
+SPLITS = ("train", "validation")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 SCHEDULES = ("paper", "cosine", "constant")
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 
 from keras_googlenet import architecture
-from keras_googlenet import predict as predict_lib
+from keras_googlenet import model_info
 
 SUMMARY_FILE = "summary.json"  # training.SUMMARY_FILE, beside the checkpoint training wrote
 README_FILE = "README.md"
@@ -45,17 +45,17 @@ def save_preset(checkpoint, directory, labels=None, name=None):
         The directory, as a string.
     """
     _check_name(name)
-    model = predict_lib.load_checkpoint(checkpoint)
-    info = predict_lib.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
+    model = model_info.load_checkpoint(checkpoint)
+    info = model_info.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
     return write_preset(model, info, directory, name=name, training=training_summary(checkpoint))
 
 
 def write_preset(model, info, directory, name=None, training=None):
-    """Writes a loaded single-output GoogLeNet (see `predict.load_checkpoint`) as a preset.
+    """Writes a loaded single-output GoogLeNet (see `model_info.load_checkpoint`) as a preset.
 
     Args:
         model: the inference model of a checkpoint.
-        info: its `predict.ModelInfo`.
+        info: its `model_info.ModelInfo`.
         directory: the preset folder; replaced when complete.
         name: see `save_preset`.
         training: a line on how the model was trained, for the model card.

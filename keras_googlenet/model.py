@@ -16,6 +16,9 @@ from keras import layers
 
 from keras_googlenet import architecture
 from keras_googlenet import weights as pretrained_weights
+# Computed from the table, where the argument checks read it without Keras;
+# importable from here too.
+from keras_googlenet.architecture import minimum_input_size
 from keras_googlenet.layers import LocalResponseNormalization, Preprocessing
 
 _POOLINGS = (None, "avg", "max")
@@ -414,20 +417,6 @@ def _validate_input_shape(input_shape, include_top, with_aux_heads, variant, pre
             raise ValueError(
                 f"The input must be at least {minimum}x{minimum}{reason}. Received: input_shape={input_shape}"
             )
-
-
-def minimum_input_size(variant="paper", aux_heads=True):
-    """The smallest height and width the network accepts."""
-    size = 1
-    while not _fits(size, variant, aux_heads):
-        size += 1
-    return size
-
-
-def _fits(size, variant, aux_heads):
-    sizes = architecture.feature_map_sizes(size, variant)
-    aux_map = sizes[3]
-    return min(sizes) >= 1 and (not aux_heads or aux_map >= architecture.AUX_POOL_SIZE)
 
 
 def _is_weights_path(weights):

@@ -21,7 +21,7 @@ import types
 import keras
 import tensorflow as tf
 
-from keras_googlenet import architecture, augment, checkpointing, cluster, curves, evaluation, pipeline, predict
+from keras_googlenet import augment, checkpointing, cluster, curves, evaluation, model_info, output_lock, pipeline, train_arguments
 from keras_googlenet.model import GoogLeNet
 from keras_googlenet.task import compile_googlenet
 # The defaults and choices live in the light `defaults` module, which the CLI
@@ -106,8 +106,12 @@ def train(
     file is written atomically; a damaged backup is skipped, with a
     warning, for the one before it (see `checkpointing.EpochBackup`).
 
-    One run at a time per ``output_dir``: a second one raises a ValueError
-    at once, naming the PID of the first (`checkpointing.lock_output_dir`).
+    The arguments are checked first, TensorFlow aside
+    (`train_arguments.check_train_arguments`): a bad value, a ``data``
+    folder that does not exist or a busy ``output_dir`` raises before
+    anything is printed or created. One run at a time per ``output_dir``:
+    a second one raises a ValueError at once, naming the PID of the first
+    (`output_lock.lock_output_dir`).
 
     Under `MultiWorkerMirroredStrategy` every worker runs this function;
     only the chief writes to ``output_dir`` (the others write their
@@ -162,14 +166,14 @@ def train(
         A `TrainingResult`. Its paths are in ``output_dir`` on every worker.
     """
     job = types.SimpleNamespace(**locals())  # the arguments, handed to the steps below
-    _check_arguments(**vars(job))
+    train_arguments.check_train_arguments(**vars(job))
     say = _flushing(print_fn)
     _announce(job, say)
     strategy = cluster.make_strategy(strategy, devices)
     folders = cluster.task_folders(output_dir, strategy, BACKUP_DIR)
     try:
         # Only the chief writes to output_dir, so only the chief locks it.
-        with checkpointing.lock_output_dir(folders.output_dir) if folders.chief else contextlib.nullcontext():
+        with output_lock.lock_output_dir(folders.output_dir) if folders.chief else contextlib.nullcontext():
             return _train_in(folders, job, strategy, say)
     finally:
         if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
@@ -317,7 +321,7 @@ def _save_and_evaluate(model, job, data, folders):
     # put the averaged weights in place (`finalize_variable_values`).
     checkpointing.write_atomically(write_dir / LAST_CHECKPOINT, model.save)
     checkpointing.write_atomically(
-        write_dir / predict.LABELS_FILE, lambda path: predict.write_labels(path, data.info.class_names)
+        write_dir / model_info.LABELS_FILE, lambda path: model_info.write_labels(path, data.info.class_names)
     )
     if folders.chief:
         curves.plot_training_curves(write_dir / CSV_LOG, write_dir / CURVES_PNG)
@@ -447,48 +451,6 @@ def _targets(dataset, aux_heads):
     if dataset is None or aux_heads:
         return dataset
     return dataset.map(lambda images, targets: (images, targets["main"]))
-
-
-def _check_arguments(**arguments):
-    positive_ints = ("epochs", "batch_size", "image_size")
-    for name in positive_ints:
-        value = arguments[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{name}` must be an int >= 1. Received: {name}={value!r}")
-    steps = arguments["steps_per_epoch"]
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
-        raise ValueError(f"`steps_per_epoch` must be an int >= 1 or None. Received: steps_per_epoch={steps!r}")
-    for name in ("learning_rate", "weight_decay", "warmup_epochs"):
-        value = arguments[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (name == "learning_rate" and not value):
-            allowed = "> 0" if name == "learning_rate" else ">= 0"
-            raise ValueError(f"`{name}` must be a number {allowed}. Received: {name}={value!r}")
-    if arguments["schedule"] not in SCHEDULES:
-        raise ValueError(f"`schedule` must be one of {SCHEDULES}. Received: schedule={arguments['schedule']!r}")
-    if not 0 <= arguments["ema_momentum"] < 1:
-        raise ValueError(f"`ema_momentum` must be in [0, 1). Received: ema_momentum={arguments['ema_momentum']!r}")
-    if arguments["mixed_precision"] not in MIXED_PRECISION_POLICIES:
-        raise ValueError(
-            f"`mixed_precision` must be one of {MIXED_PRECISION_POLICIES}. "
-            f"Received: mixed_precision={arguments['mixed_precision']!r}"
-        )
-    if arguments["verbose"] not in ("auto", 0, 1, 2) or isinstance(arguments["verbose"], bool):
-        raise ValueError(f"`verbose` must be 'auto', 0, 1 or 2. Received: verbose={arguments['verbose']!r}")
-    if not 0 < arguments["min_crop_area"] <= 1:
-        raise ValueError(f"`min_crop_area` must be in (0, 1]. Received: min_crop_area={arguments['min_crop_area']!r}")
-    if arguments["variant"] not in architecture.VARIANTS:
-        raise ValueError(
-            f"`variant` must be one of {sorted(architecture.VARIANTS)}. Received: variant={arguments['variant']!r}"
-        )
-    # The builder checks this too, but only after the data is read.
-    from keras_googlenet.model import minimum_input_size
-
-    minimum = minimum_input_size(arguments["variant"], arguments["aux_heads"])
-    if arguments["image_size"] < minimum:
-        raise ValueError(
-            f"`image_size` must be at least {minimum} for variant {arguments['variant']!r}"
-            f"{' with aux heads' if arguments['aux_heads'] else ''}. Received: image_size={arguments['image_size']!r}"
-        )
 
 
 def _report(result, info, strategy, validation_split, print_fn):

@@ -13,7 +13,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_googlenet import checkpointing, training
+from keras_googlenet import checkpointing, output_lock, training
 
 X = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
 Y = np.random.default_rng(1).normal(size=(8, 2)).astype("float32")
@@ -196,20 +196,21 @@ def test_the_lock_of_a_killed_run_is_taken_over_and_released_at_exit(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "train.lock").write_text(f"{dead.pid}\n")  # left by a run killed with SIGKILL
-    with checkpointing.lock_output_dir(tmp_path):
+    with output_lock.lock_output_dir(tmp_path):
         assert (tmp_path / "train.lock").read_text() == f"{os.getpid()}\n"
         with pytest.raises(ValueError, match=rf"Another training run \(PID {os.getpid()}\) is writing to"):
-            with checkpointing.lock_output_dir(tmp_path):
+            with output_lock.lock_output_dir(tmp_path):
                 pass
     assert not (tmp_path / "train.lock").exists()
-    with checkpointing.lock_output_dir(tmp_path):  # free again
+    with output_lock.lock_output_dir(tmp_path):  # free again
         pass
 
 
 def test_train_releases_the_lock_when_it_fails(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        training.train(tmp_path / "no_such_folder", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
-    assert not (tmp_path / "run" / "train.lock").exists()
+    (tmp_path / "no_classes").mkdir()  # passes the argument checks, fails when read, under the lock
+    with pytest.raises(ValueError, match="no_classes"):
+        training.train(tmp_path / "no_classes", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
+    assert (tmp_path / "run").is_dir() and not (tmp_path / "run" / "train.lock").exists()
 
 
 @pytest.mark.slow

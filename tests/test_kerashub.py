@@ -47,12 +47,12 @@ def _peaked_checkpoint(folder, variant, photo_paths):
     import keras
 
     import keras_googlenet as kg
-    from keras_googlenet import predict
+    from keras_googlenet import images, model_info, runtimes
 
     keras.utils.set_random_seed(7)
     model = kg.GoogLeNet(variant=variant, input_shape=(SIZE, SIZE, 3), classes=len(CLASS_NAMES))
     pooled = keras.Model(model.input, model.get_layer("pool5_7x7_s1").output)
-    features = pooled.predict(predict.prepare_images(photo_paths, SIZE, variant), verbose=0)
+    features = pooled.predict(images.prepare_images(photo_paths, SIZE, variant), verbose=0)
     dense = model.get_layer("loss3_classifier")
     kernel = np.random.default_rng(0).normal(size=dense.kernel.shape)
     logits = features @ kernel
@@ -62,7 +62,7 @@ def _peaked_checkpoint(folder, variant, photo_paths):
     dense.set_weights([(kernel * scale).astype("float32"), (-logits.mean(axis=0) * scale).astype("float32")])
     folder.mkdir()
     model.save(folder / "best.keras")
-    predict.write_labels(folder / "labels.txt", CLASS_NAMES)
+    model_info.write_labels(folder / "labels.txt", CLASS_NAMES)
     return folder / "best.keras"
 
 
@@ -71,10 +71,10 @@ def _references(checkpoint, variant, photo_paths):
     import keras
 
     import keras_googlenet as kg
-    from keras_googlenet import predict
+    from keras_googlenet import images, model_info, runtimes
 
-    scaled = predict.prepare_images(photo_paths, SIZE, variant)
-    probabilities = predict.load_predictor(checkpoint)(scaled)
+    scaled = images.prepare_images(photo_paths, SIZE, variant)
+    probabilities = runtimes.load_predictor(checkpoint)(scaled)
     model = keras.saving.load_model(checkpoint, compile=False)
     # GoogLeNet(include_top=False) with the checkpoint's weights, set by layer name.
     features_model = kg.GoogLeNet(include_top=False, variant=variant, input_shape=(SIZE, SIZE, 3))
@@ -87,7 +87,7 @@ def _references(checkpoint, variant, photo_paths):
 @pytest.fixture(scope="module")
 def presets(tmp_path_factory, photo_paths):
     """Both variants as presets: "bn" from Python (with a training summary), "paper" by the CLI."""
-    from keras_googlenet import kerashub_preset, predict
+    from keras_googlenet import images, kerashub_preset
 
     root = tmp_path_factory.mktemp("kerashub")
     checkpoints = {variant: _peaked_checkpoint(root / variant, variant, photo_paths) for variant in ("bn", "paper")}
@@ -101,7 +101,7 @@ def presets(tmp_path_factory, photo_paths):
     )
     paths["paper"] = str(root / "paper_export" / "kerashub")
     references = {variant: _references(checkpoints[variant], variant, photo_paths) for variant in checkpoints}
-    crops = predict.prepare_images(photo_paths, SIZE, "bn", raw_pixels=True)  # raw pixels: the preset scales them
+    crops = images.prepare_images(photo_paths, SIZE, "bn", raw_pixels=True)  # raw pixels: the preset scales them
     np.save(root / "crops.npy", crops)
     return {"root": root, "paths": paths, "references": references, "crops": root / "crops.npy"}
 

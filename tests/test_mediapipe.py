@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import export, mediapipe_client, predict
+from keras_googlenet import export, mediapipe_client, model_info
 
 pytestmark = pytest.mark.skipif(not mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
 
@@ -37,7 +37,7 @@ def paper_digits_checkpoint(tmp_path_factory, digits):
     model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=3, verbose=0)
     folder = tmp_path_factory.mktemp("paper_digits_checkpoint")
     model.save(folder / "best.keras")
-    predict.write_labels(folder / "labels.txt", DIGIT_NAMES)
+    model_info.write_labels(folder / "labels.txt", DIGIT_NAMES)
     return folder / "best.keras"
 
 
@@ -52,7 +52,7 @@ def mediapipe_run(request, tmp_path_factory, digits, digits_held_out, digits_che
         checkpoint, tmp_path_factory.mktemp(f"{variant}_tflite"), formats=["tflite"], quantize=["fp32", "int8"],
         calibration_data=raw[:128],
     )
-    reference = predict.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops.astype(np.float32), variant=variant), verbose=0)
+    reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops.astype(np.float32), variant=variant), verbose=0)
     found = {kind: mediapipe_client.classify(paths[f"tflite_{kind}"], crops, max_results=-1) for kind in ("fp32", "int8")}
     return variant, reference, found
 
