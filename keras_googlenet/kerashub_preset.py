@@ -45,6 +45,7 @@ def save_preset(checkpoint, directory, labels=None, name=None):
         The directory, as a string.
     """
     _check_name(name)
+    _check_directory(directory)
     model = model_info.load_checkpoint(checkpoint)
     info = model_info.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
     return write_preset(model, info, directory, name=name, training=training_summary(checkpoint))
@@ -66,9 +67,7 @@ def write_preset(model, info, directory, name=None, training=None):
     _check_name(name)
     name = name or f"googlenet_{info.variant}_{info.image_size}"
     classifier = classifier_from_model(model, info)
-    directory = pathlib.Path(directory)
-    if directory.exists() and not directory.is_dir():
-        raise ValueError(f"The preset folder is an existing file. Received: directory={str(directory)!r}")
+    directory = _check_directory(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     scratch = pathlib.Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -186,6 +185,19 @@ def _add_metadata(path, info, name):
     metadata = json.loads(path.read_text())
     metadata[METADATA_KEY] = {"name": name, **info.to_json(), "raw_pixels": True}
     path.write_text(json.dumps(metadata, indent=4) + "\n")
+
+
+def _check_directory(directory):
+    """Raises unless ``directory`` is a folder or can be made one; creates nothing."""
+    directory = pathlib.Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ValueError(f"The preset folder is an existing file. Received: directory={str(directory)!r}")
+    existing = directory.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"The preset folder cannot be created under the file {str(existing)!r}. Received: directory={str(directory)!r}")
+    return directory
 
 
 def _check_name(name):

@@ -215,6 +215,14 @@ def test_save_preset_refuses_an_empty_name_before_loading(tmp_path):
         kerashub_preset.save_preset(tmp_path / "missing.keras", tmp_path / "preset", name="")
 
 
+def test_save_preset_refuses_a_folder_under_a_file_before_loading(tmp_path):
+    from keras_googlenet import kerashub_preset
+
+    (tmp_path / "notes.txt").write_text("a file")
+    with pytest.raises(ValueError, match=r"^The preset folder cannot be created under the file .*notes\.txt'\. Received: directory="):
+        kerashub_preset.save_preset(tmp_path / "missing.keras", tmp_path / "notes.txt" / "preset")
+
+
 def test_classifier_refuses_class_names_of_another_length():
     from keras_googlenet import kerashub
 
