@@ -73,7 +73,7 @@ def write_preset(model, info, directory, name=None, training=None):
     try:
         classifier.save_to_preset(str(scratch / "preset"))
         _add_metadata(scratch / "preset" / METADATA_FILE, info, name)
-        card = model_card(info, name, classifier.count_params(), training)
+        card = model_card(info, name, classifier.count_params(), training, classifier.activation)
         (scratch / "preset" / README_FILE).write_text(card, encoding="utf-8")
         if directory.is_dir():
             shutil.rmtree(directory)
@@ -126,7 +126,7 @@ def training_summary(checkpoint):
     return line + "."
 
 
-def model_card(info, name, parameters, training=None):
+def model_card(info, name, parameters, training=None, activation="softmax"):
     """The preset's README.md: what it is, its input, classes, training, loading and licence."""
     scaling = architecture.VARIANTS[info.variant].input_scaling
     names = list(info.class_names or ())
@@ -141,13 +141,13 @@ tags: [keras, keras-hub, googlenet, inception-v1]
 
 GoogLeNet (Inception v1, [Szegedy et al. 2014](https://arxiv.org/abs/1409.4842)), variant `{info.variant}`
 ({VARIANT_LINES[info.variant]}): an image classifier of {parameters:,} parameters in KerasHub's
-`ImageClassifier` API, written by [keras_googlenet](https://pypi.org/project/keras-googlenet/). It runs on the
+`ImageClassifier` API, written by keras_googlenet (`pip install keras-googlenet`). It runs on the
 TensorFlow, JAX and PyTorch backends of Keras 3.
 
 - **Input**: RGB images, pixels in [0, 255] (uint8 or float). The preprocessor crops each image to a centre
   square and resizes it to {size} x {size}; the backbone's first layer scales it
   (`{scaling.channel_order}` channel order, mean {list(scaling.mean)}, std {list(scaling.std)}): do not scale it yourself.
-- **Output**: {len(names) or "class"} probabilities{f": {classes}" if names else ""} (`classifier.class_names`).
+- **Output**: {len(names) or "class"} {"probabilities" if activation == "softmax" else f"scores ({activation})"}{f": {classes}" if names else ""} (`classifier.class_names`).
 - **Head**: the paper's main classifier only; the two auxiliary heads of training are dropped, as at inference.
 - **Training**: {training or "not recorded with this preset."}
 
