@@ -316,6 +316,7 @@ def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_
     with open(run / "history.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    assert all(None not in row and None not in row.values() for row in rows)  # every row fits the header
     summary = json.loads((run / "summary.json").read_text())
     assert summary["history"]["loss"] == pytest.approx([float(row["loss"]) for row in rows])
     # ModelCheckpoint keeps the first of equal scores.
