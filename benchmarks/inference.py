@@ -119,7 +119,7 @@ def _export_all(model, workdir, image_size, variant):
     reason = common.missing("keras_googlenet.export")
     if reason:
         return dict.fromkeys(names, reason)
-    from keras_googlenet import export, images, predict
+    from keras_googlenet import export, images
 
     checkpoint = os.path.join(workdir, "googlenet.keras")
     model.save(checkpoint)
@@ -127,7 +127,7 @@ def _export_all(model, workdir, image_size, variant):
     try:
         paths = export.export(
             checkpoint, os.path.join(workdir, "export"), formats="all", quantize=("fp32", "fp16", "int8"),
-            calibration_data=predict.prepare_images(photos, image_size, variant, raw_pixels=True),  # exports take pixels
+            calibration_data=images.prepare_images(photos, image_size, variant, raw_pixels=True),  # exports take pixels
         )
     except Exception as error:  # noqa: BLE001 - reported per runtime, the Keras rows still run
         return dict.fromkeys(names, f"export failed: {type(error).__name__}: {str(error).splitlines()[0][:200]}")

@@ -19,6 +19,9 @@ CASES = {
     "keras-googlenet --help": ["--help"],
     "keras-googlenet train --help": ["train", "--help"],
     "keras-googlenet export --format coreml (argument error)": ["export", "best.keras", "--format", "coreml"],
+    # Checked by the library, before TensorFlow (issue 18): creates nothing.
+    "keras-googlenet train --epochs -1 (value error)": ["train", "--epochs", "-1"],
+    "keras-googlenet train --data /nonexistent (missing folder)": ["train", "--data", "/nonexistent"],
     "import keras_googlenet": None,
 }
 GOAL_S = 1.0

@@ -14,7 +14,7 @@ import argparse
 import keras
 
 import keras_googlenet as kg
-from keras_googlenet import checkpointing, pipeline, predict, training
+from keras_googlenet import checkpointing, model_info, pipeline, training
 
 
 def build_classifier(classes, image_size, weights):
@@ -76,7 +76,7 @@ def main():
 
     checkpointing.write_atomically(args.output, model.save)
     checkpointing.write_atomically(
-        args.output.removesuffix(".keras") + "_labels.txt", lambda path: predict.write_labels(path, info.class_names)
+        args.output.removesuffix(".keras") + "_labels.txt", lambda path: model_info.write_labels(path, info.class_names)
     )
     print(f"Saved {args.output}")
 

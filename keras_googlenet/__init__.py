@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _LAZY = {
     "GoogLeNet": "keras_googlenet.model",
-    "minimum_input_size": "keras_googlenet.model",
+    "minimum_input_size": "keras_googlenet.architecture",
     "LocalResponseNormalization": "keras_googlenet.layers",
     "compile_googlenet": "keras_googlenet.task",
     "inference_model": "keras_googlenet.task",

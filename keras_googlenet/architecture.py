@@ -153,3 +153,22 @@ def feature_map_sizes(input_size, variant):
         size = (size + 1 - pool_size) // 2 + 1 if size + 1 >= pool_size else 0
         sizes.append(size)
     return sizes
+
+
+def minimum_input_size(variant="paper", aux_heads=True):
+    """The smallest height and width the network accepts.
+
+    Every pooled map must keep at least one pixel, and with the auxiliary
+    heads the 4a and 4d maps must hold their 5x5 average pool. Computed
+    from the table, without Keras, so that arguments are checked at once.
+    """
+    size = 1
+    while not _fits(size, variant, aux_heads):
+        size += 1
+    return size
+
+
+def _fits(size, variant, aux_heads):
+    sizes = feature_map_sizes(size, variant)
+    aux_map = sizes[3]
+    return min(sizes) >= 1 and (not aux_heads or aux_map >= AUX_POOL_SIZE)

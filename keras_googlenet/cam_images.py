@@ -61,13 +61,13 @@ def write_cam_images(checkpoint, images, output_dir, top=5, head="main", layer=N
     output_dir = pathlib.Path(output_dir)
     _make_writable_folder(output_dir)
     written = []
-    for path in predict.image_paths(images):
+    for path in images_lib.image_paths(images):
         try:
             pixels = images_lib.load_image(path)
         except ValueError:
             continue  # unreadable: `predict` has named it already
         crop = np.asarray(augment.eval_transform(pixels, info.image_size), dtype=np.uint8)
-        batch = predict.prepare_images([crop], info.image_size, info.variant, raw_pixels=info.raw_pixels)
+        batch = images_lib.prepare_images([crop], info.image_size, info.variant, raw_pixels=info.raw_pixels)
         heatmaps, classes = cam.grad_cam(model, batch, class_index=class_index, head=head, layer=layer)
         probabilities = _head_probabilities(model, batch, head)
         ranked = predict.top_k(probabilities, info, k=min(top, probabilities.shape[-1]))[0]
@@ -80,13 +80,13 @@ def write_cam_images(checkpoint, images, output_dir, top=5, head="main", layer=N
 
 
 def _load(checkpoint, labels):
-    """The whole checkpoint (all heads) and the `predict.ModelInfo` of its main head."""
+    """The whole checkpoint (all heads) and the `model_info.ModelInfo` of its main head."""
     import keras
 
-    from keras_googlenet import predict, task
+    from keras_googlenet import model_info, task
 
-    inference = predict.load_checkpoint(checkpoint)  # checks the file, one-line errors
-    info = predict.checkpoint_info(inference, checkpoint=checkpoint, labels=labels)
+    inference = model_info.load_checkpoint(checkpoint)  # checks the file, one-line errors
+    info = model_info.checkpoint_info(inference, checkpoint=checkpoint, labels=labels)
     model = keras.saving.load_model(checkpoint, compile=False)
     return model if len(model.outputs) > 1 else task.inference_model(model), info
 

@@ -7,7 +7,9 @@ exit status 2; any other exception one line and exit status 1. ``--debug``
 shows the traceback and TensorFlow's start-up logs instead.
 
 Nothing heavy is imported here: ``--help`` and argument errors must answer
-in well under a second, so each handler imports its library module.
+in well under a second, so each handler imports its library module, and a
+command whose arguments the library can check without TensorFlow (`train`)
+passes that check to `_finish`, which runs before TensorFlow is imported.
 """
 
 import argparse
@@ -28,9 +30,11 @@ class _OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _finish(parser, handler, **library_names):
-    """Sets the handler, and the flag that each library argument name stands for.
+def _finish(parser, handler, *, check=None, **library_names):
+    """Sets the handler, its light check, and the flag that each library argument name stands for.
 
+    ``check(args)``, if given, runs before TensorFlow is imported (seconds):
+    it imports only light library modules, so that bad values answer at once.
     ``library_names`` maps a library argument that differs from its option's
     dest to that dest, e.g. ``formats="format"``: a library ValueError saying
     ``Received: formats=...`` is then shown as ``Received: --format=...``.
@@ -43,7 +47,7 @@ def _finish(parser, handler, **library_names):
             flags[action.dest] = action.metavar or action.dest.upper()
     flags.update({name: flags[dest] for name, dest in library_names.items()})
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    parser.set_defaults(handler=handler, flags=flags)
+    parser.set_defaults(handler=handler, check=check or (lambda args: None), flags=flags)
 
 
 def _add_summary(subparsers):
@@ -92,14 +96,14 @@ def _convert_weights(args):
 def _add_export(subparsers):
     parser = subparsers.add_parser(
         "export",
-        help="export a .keras checkpoint to SavedModel, TFLite (fp32/fp16/dynamic/int8) and ONNX",
+        help="export a .keras checkpoint to SavedModel, TFLite (fp32/fp16/dynamic/int8), ONNX or a KerasHub preset",
         description="Exports the main head of a .keras checkpoint (the auxiliary heads are dropped; EMA weights "
         "are already in a checkpoint trained with EMA). Class names come from --labels, a labels.txt beside the "
         "checkpoint, or ImageNet for 1000 classes, and are written with every export.",
     )
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="the .keras checkpoint, e.g. runs/googlenet/best.keras")
     parser.add_argument("--output-dir", default=defaults.DEFAULT_EXPORT_DIR, help=f"folder to write to (default: {defaults.DEFAULT_EXPORT_DIR})")
-    parser.add_argument("--format", default="all", choices=[*defaults.FORMATS, "all"], help="what to write (default: all)")
+    parser.add_argument("--format", default="all", choices=[*defaults.EXPORT_FORMATS, "all"], help=f"what to write (default: all, which is {', '.join(defaults.FORMATS)}; {defaults.KERASHUB_FORMAT!r} writes a KerasHub preset in OUTPUT_DIR/{defaults.KERASHUB_FORMAT} and needs keras-googlenet[kerashub])")
     parser.add_argument("--quantize", nargs="+", default=["fp32"], choices=defaults.QUANTIZATIONS, help="TFLite variants, one or more: float32, float16 weights, int8 weights, full integer (default: fp32)")
     parser.add_argument("--calibration-data", default=None, help="int8 calibration images: an image folder, or a training source ('digits', a class-folder tree, a tfds name) of which 128 training images are used")
     parser.add_argument("--int8-io", default="uint8", choices=defaults.INT8_IO_TYPES, help="input and output type of the int8 model (default: uint8)")
@@ -213,14 +217,13 @@ def _add_train(subparsers):
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
     parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
-    _finish(parser, _train, source="data")
+    _finish(parser, _train, check=_check_train, source="data")
 
 
-def _train(args):
-    from keras_googlenet import training
-
-    training.train(
-        args.data, output_dir=args.output_dir, split=args.split,
+def _train_arguments(args):
+    """`training.train`'s keyword arguments from the parsed options."""
+    return dict(
+        data=args.data, output_dir=args.output_dir, split=args.split,
         validation_split=None if args.validation_split.lower() == "none" else args.validation_split,
         epochs=args.epochs, batch_size=args.batch_size, steps_per_epoch=args.steps_per_epoch,
         image_size=args.image_size, variant=args.variant, aux_heads=args.aux_heads,
@@ -230,6 +233,18 @@ def _train(args):
         strategy=args.strategy, devices=args.devices, seed=args.seed, data_dir=args.data_dir,
         manual_dir=args.manual_dir, verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
     )
+
+
+def _check_train(args):
+    from keras_googlenet import train_arguments
+
+    train_arguments.check_train_arguments(**_train_arguments(args))
+
+
+def _train(args):
+    from keras_googlenet import training
+
+    training.train(**_train_arguments(args))
 
 
 def _add_evaluate(subparsers):
@@ -277,8 +292,10 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.debug:
+        args.check(args)
         return args.handler(args) or 0
     try:
+        args.check(args)  # before TensorFlow: a bad value answers at once, not after its import
         _quiet_tensorflow()
         status = args.handler(args)
     except (ValueError, OSError) as error:  # bad input; FileNotFoundError and PermissionError are OSErrors

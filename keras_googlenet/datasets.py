@@ -13,10 +13,11 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_googlenet.defaults import SPLITS
+from keras_googlenet.sources import DIGITS, data_is_path
+
 logger = logging.getLogger(__name__)
 
-DIGITS = "digits"
-SPLITS = ("train", "validation")
 # tf.io.decode_image reads these formats; each is recognised by its first bytes.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
@@ -94,15 +95,14 @@ def load_examples(
     if isinstance(source, str) and source == DIGITS:  # before folders: "./digits" names a folder called digits
         _check_split(split)
         return _load_digits(split, validation_fraction, seed, shuffle)
-    if isinstance(source, str) and source.startswith("~"):
-        source = os.path.expanduser(source)
-    if isinstance(source, os.PathLike) or (isinstance(source, str) and os.path.isdir(source)):
-        _check_split(split)
-        return _load_folder(os.fspath(source), split, validation_fraction, seed, shuffle)
-    if not isinstance(source, str) or not source:
+    if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
         raise ValueError(f"`source` must be 'digits', a folder path or a tfds name. Received: source={source!r}")
-    if source.startswith((os.sep, ".")) or (os.altsep and os.altsep in source):
-        raise FileNotFoundError(f"The image folder does not exist. Received: source={source!r}")
+    if data_is_path(source):
+        folder = os.path.expanduser(os.fspath(source))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"The image folder does not exist. Received: source={source!r}")
+        _check_split(split)
+        return _load_folder(folder, split, validation_fraction, seed, shuffle)
     return _load_tfds(source, split, data_dir, manual_dir, validation_fraction, seed, shuffle)
 
 

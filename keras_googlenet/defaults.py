@@ -18,12 +18,18 @@ DEFAULT_MIN_CROP_AREA = 0.5
 DEFAULT_OUTPUT_DIR = "runs/googlenet"
 # The Caffe solver (bvlc_googlenet/quick_solver.prototxt): weight decay 0.0002.
 WEIGHT_DECAY = 2e-4
+# The splits of the digits and of an image folder (a tfds dataset has its own).
+SPLITS = ("train", "validation")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 SCHEDULES = ("paper", "cosine", "constant")
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
 # export
-FORMATS = ("savedmodel", "tflite", "onnx")
+FORMATS = ("savedmodel", "tflite", "onnx")  # what "all" writes
+# A KerasHub preset needs the optional keras-hub ("keras-googlenet[kerashub]"):
+# asked for by name, never part of "all".
+KERASHUB_FORMAT = "kerashub"
+EXPORT_FORMATS = (*FORMATS, KERASHUB_FORMAT)
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
 INT8_IO_TYPES = ("uint8", "int8")
 # Opset 17 is supported by every onnxruntime since 1.13 and by tf2onnx 1.16+.

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from keras_googlenet import augment, datasets, model as model_lib, pipeline, predict, task
+from keras_googlenet import augment, datasets, model as model_lib, model_info, pipeline, task
 
 # The number of crops per image and the `augment.multi_crop` scheme that
 # makes them; 1 is the single centre crop of `augment.eval_transform`.
@@ -41,7 +41,7 @@ def evaluate(model, data="digits", split="validation", crops=1, batch_size=32, l
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < minimum):
             raise ValueError(f"`{name}` must be an int >= {minimum}. Received: {name}={value!r}")
     if isinstance(model, (str, os.PathLike)):
-        net = predict.load_checkpoint(model)
+        net = model_info.load_checkpoint(model)
     else:
         net = task.inference_model(model)
     size, variant, classes = int(net.input_shape[1]), model_lib.model_variant(net), int(net.output_shape[-1])

@@ -7,7 +7,7 @@ RGB pixels in [0, 255]: the variant's scaling (`layers.Preprocessing`) is the
 first layer of the exported graph, so a mobile client (MediaPipe, the TFLite
 Task Library) feeds camera pixels as they are. The class names, variant, input
 size and that input convention (``raw_pixels``) travel with each export (see
-`predict.ModelInfo`); a `.tflite` also carries TFLite metadata and its labels
+`model_info.ModelInfo`); a `.tflite` also carries TFLite metadata and its labels
 (`tflite_metadata`).
 """
 
@@ -20,9 +20,16 @@ import tempfile
 
 import numpy as np
 
-from keras_googlenet import predict as predict_lib
-from keras_googlenet import scaling, tflite_metadata
-from keras_googlenet.defaults import DEFAULT_OPSET, FORMATS, INT8_IO_TYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
+from keras_googlenet import images as images_lib
+from keras_googlenet import model_info, scaling, tflite_metadata
+from keras_googlenet.defaults import (  # noqa: F401 (re-exported)
+    DEFAULT_OPSET,
+    EXPORT_FORMATS,
+    FORMATS,
+    INT8_IO_TYPES,
+    KERASHUB_FORMAT,
+    QUANTIZATIONS,
+)
 
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "googlenet.onnx"
@@ -58,8 +65,10 @@ def export(
     Args:
         checkpoint: a `.keras` file, with or without auxiliary heads.
         output_dir: the folder to write to; created if needed.
-        formats: ``"all"`` or a sequence of ``"savedmodel"``, ``"tflite"``,
-            ``"onnx"``.
+        formats: ``"all"`` (SavedModel, TFLite and ONNX) or a sequence of
+            ``"savedmodel"``, ``"tflite"``, ``"onnx"`` and ``"kerashub"``
+            (a KerasHub classifier preset in ``output_dir/kerashub``, see
+            `kerashub_preset`; needs ``keras-googlenet[kerashub]``).
         quantize: the TFLite variants to write, from ``"fp32"``, ``"fp16"``
             (float16 weights), ``"dynamic"`` (int8 weights) and ``"int8"``
             (full integer, needs ``calibration_data``).
@@ -79,25 +88,31 @@ def export(
 
     Returns:
         A dict from export name (``"savedmodel"``, ``"tflite_fp32"``, ...,
-        ``"onnx"``) to its path.
+        ``"onnx"``, ``"kerashub"``) to its path.
     """
-    formats = _validate_choices("formats", FORMATS if formats == "all" else formats, FORMATS)
+    formats = _validate_choices("formats", FORMATS if formats == "all" else formats, EXPORT_FORMATS)
+    _require_kerashub(formats)
     quantize = _validate_choices("quantize", quantize, QUANTIZATIONS)
     _validate_int8_io(int8_io)
     _validate_opset(opset)
     _validate_metadata(metadata)
-    beside = pathlib.Path(checkpoint).parent / predict_lib.LABELS_FILE
+    beside = pathlib.Path(checkpoint).parent / model_info.LABELS_FILE
     labels = _read_labels_argument(beside if labels is None and beside.is_file() else labels)
     _check_output_dir(output_dir, "output_dir")
-    model = predict_lib.load_checkpoint(checkpoint)
-    info = predict_lib.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
+    model = model_info.load_checkpoint(checkpoint)
+    info = model_info.checkpoint_info(model, checkpoint=checkpoint, labels=labels)
     calibration = None
     if "tflite" in formats and "int8" in quantize:
         calibration = representative_batches(calibration_data, info)
     output_dir = _prepare_output_dir(output_dir, "output_dir")
+    paths = {}
+    if KERASHUB_FORMAT in formats:
+        from keras_googlenet import kerashub_preset
+
+        training = kerashub_preset.training_summary(checkpoint)
+        paths[KERASHUB_FORMAT] = kerashub_preset.write_preset(model, info, output_dir / KERASHUB_FORMAT, training=training)
     model = with_preprocessing(model, info.variant)
 
-    paths = {}
     with tempfile.TemporaryDirectory() as scratch:
         saved_model_dir = output_dir / SAVED_MODEL_DIR if "savedmodel" in formats else pathlib.Path(scratch) / SAVED_MODEL_DIR
         if "savedmodel" in formats or "tflite" in formats:
@@ -186,7 +201,7 @@ def export_saved_model(model, path, info=None, raw_image_signature=True):
         model: a single-output Keras model (see `inference_model`); the
             variant's `layers.Preprocessing` is added unless it has it.
         path: the SavedModel directory to write; replaced when complete.
-        info: a `predict.ModelInfo`; taken from the model when ``None``.
+        info: a `model_info.ModelInfo`; taken from the model when ``None``.
         raw_image_signature: whether to add ``serving_uint8``.
 
     Returns:
@@ -196,7 +211,7 @@ def export_saved_model(model, path, info=None, raw_image_signature=True):
     import tensorflow as tf
 
     _require_single_output(model, "export_saved_model")
-    info = info or predict_lib.checkpoint_info(model)
+    info = info or model_info.checkpoint_info(model)
     model = with_preprocessing(model, info.variant)
     _prepare_output_dir(pathlib.Path(path).parent, "path")
     size = info.image_size
@@ -247,7 +262,7 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
         quantize: ``"fp32"``, ``"fp16"``, ``"dynamic"`` or ``"int8"``.
         calibration_data: for ``"int8"``: see `export`.
         int8_io: for ``"int8"``: ``"uint8"`` or ``"int8"`` input.
-        info: a `predict.ModelInfo`; taken from the model when ``None``.
+        info: a `model_info.ModelInfo`; taken from the model when ``None``.
         metadata: see `export`.
 
     Returns:
@@ -257,7 +272,7 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
     _validate_choices("quantize", [quantize], QUANTIZATIONS)
     _validate_int8_io(int8_io)
     _validate_metadata(metadata)
-    info = info or predict_lib.checkpoint_info(model)
+    info = info or model_info.checkpoint_info(model)
     if info.class_names is not None:
         _validate_class_names(info.class_names)
     calibration = representative_batches(calibration_data, info) if quantize == "int8" else None
@@ -349,7 +364,7 @@ def export_onnx(model, path, info=None, opset=DEFAULT_OPSET):
 
     Uses `model.export(format="onnx")` (tf2onnx's `from_function` inside);
     tf2onnx's `from_keras` is broken on Keras 3. The input is raw RGB pixels
-    (float32, [0, 255]). The `predict.ModelInfo`, with ``raw_pixels``, is
+    (float32, [0, 255]). The `model_info.ModelInfo`, with ``raw_pixels``, is
     stored as JSON in the ``keras_googlenet`` entry of ``metadata_props``.
 
     Returns:
@@ -360,7 +375,7 @@ def export_onnx(model, path, info=None, opset=DEFAULT_OPSET):
 
     _require_single_output(model, "export_onnx")
     _validate_opset(opset)
-    info = info or predict_lib.checkpoint_info(model)
+    info = info or model_info.checkpoint_info(model)
     model = with_preprocessing(model, info.variant)
     _prepare_output_dir(pathlib.Path(path).parent, "path")
     size = info.image_size
@@ -382,7 +397,7 @@ def representative_batches(calibration_data, info):
     """Float batches of raw RGB crops in [0, 255] for int8 calibration, checked.
 
     Accepts an array (n, size, size, 3) of crops, or what
-    `predict.read_images` reads (an image folder, ``"digits"`` or another
+    `images.read_images` reads (an image folder, ``"digits"`` or another
     dataset source, whose first `CALIBRATION_IMAGES` training images are
     centre-cropped). The first crop is repeated with one pixel at 0 and one
     at 255, so the calibrated input range is exactly [0, 255].
@@ -390,8 +405,8 @@ def representative_batches(calibration_data, info):
     if calibration_data is None:
         raise ValueError("int8 quantization needs calibration_data (an image folder or an array). Received: calibration_data=None")
     if isinstance(calibration_data, (str, os.PathLike)):
-        raw = predict_lib.read_images(calibration_data, split="train", limit=CALIBRATION_IMAGES)
-        batch = predict_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=True)
+        raw = images_lib.read_images(calibration_data, split="train", limit=CALIBRATION_IMAGES)
+        batch = images_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=True)
     else:
         batch = np.asarray(calibration_data)
         expected = (info.image_size, info.image_size, 3)
@@ -510,6 +525,15 @@ def _validate_choices(argument, values, allowed):
     if unknown or not values:
         raise ValueError(f"`{argument}` must be from {list(allowed)}. Received: {argument}={values!r}")
     return values
+
+
+def _require_kerashub(formats):
+    import importlib.util
+
+    if KERASHUB_FORMAT in formats and importlib.util.find_spec("keras_hub") is None:
+        raise ValueError(
+            f'A KerasHub preset needs keras-hub: pip install "keras-googlenet[kerashub]". Received: formats={formats!r}'
+        )
 
 
 def _validate_int8_io(int8_io):

@@ -16,6 +16,9 @@ from keras import layers
 
 from keras_googlenet import architecture
 from keras_googlenet import weights as pretrained_weights
+# Computed from the table, where the argument checks read it without Keras;
+# importable from here too.
+from keras_googlenet.architecture import minimum_input_size
 from keras_googlenet.layers import LocalResponseNormalization, Preprocessing
 
 _POOLINGS = (None, "avg", "max")
@@ -33,6 +36,7 @@ def GoogLeNet(
     variant=None,
     include_preprocessing=False,
     name="googlenet",
+    dtype=None,
 ):
     """Instantiates the GoogLeNet (Inception v1) architecture.
 
@@ -93,6 +97,12 @@ def GoogLeNet(
             ``False``, the convention of keras.applications' InceptionV3:
             call `preprocess_input(x, variant=...)` first.
         name: the name of the model. Defaults to ``"googlenet"``.
+        dtype: the dtype policy of the layers, as KerasHub's backbones take
+            it: ``None`` (the global policy, see
+            `keras.config.set_dtype_policy`), a policy name such as
+            ``"float32"``, ``"bfloat16"`` or ``"mixed_bfloat16"``, or a
+            `keras.DTypePolicy`. The softmax outputs stay float32, as under
+            mixed precision. Defaults to ``None``.
 
     Returns:
         A `keras.Model` instance.
@@ -106,31 +116,32 @@ def GoogLeNet(
         raise ValueError(
             f"The `include_preprocessing` argument must be True or False. Received: include_preprocessing={include_preprocessing!r}"
         )
+    dtype = _validate_dtype(dtype)
     config = architecture.VARIANTS[variant]
     input_shape = _resolve_input_shape(input_shape, input_tensor)
     _validate_input_shape(input_shape, include_top, include_top and aux_heads, variant, pretrained)
 
     img_input = _image_input(input_tensor, input_shape)
-    x = Preprocessing(variant, name="preprocessing")(img_input) if include_preprocessing else img_input
-    x = _stem(x, config)
+    x = Preprocessing(variant, dtype=dtype, name="preprocessing")(img_input) if include_preprocessing else img_input
+    x = _stem(x, config, dtype)
     # 28 x 28 x 192
     aux_features = {}
     for block in architecture.INCEPTION_BLOCKS:
-        x = _inception(x, block, config)
+        x = _inception(x, block, config, dtype)
         if block.name in architecture.AUX_HEAD_AFTER:
             aux_features[architecture.AUX_HEAD_AFTER[block.name]] = x
         if block.name in architecture.POOL_AFTER:
             pool_size = config.pool4_size if block.name == "4e" else 3
             pool_name = architecture.POOL_AFTER[block.name]
-            x = _max_pool_ceil(x, pool_size, f"{pool_name}_{pool_size}x{pool_size}_s2")
+            x = _max_pool_ceil(x, pool_size, f"{pool_name}_{pool_size}x{pool_size}_s2", dtype)
     # 7 x 7 x 1024
 
     if include_top:
-        outputs = _heads(x, aux_features if aux_heads else {}, classes, classifier_activation, config)
+        outputs = _heads(x, aux_features if aux_heads else {}, classes, classifier_activation, config, dtype)
     elif pooling == "avg":
-        outputs = layers.GlobalAveragePooling2D(name="avg_pool")(x)
+        outputs = layers.GlobalAveragePooling2D(dtype=dtype, name="avg_pool")(x)
     elif pooling == "max":
-        outputs = layers.GlobalMaxPooling2D(name="max_pool")(x)
+        outputs = layers.GlobalMaxPooling2D(dtype=dtype, name="max_pool")(x)
     else:
         outputs = x
 
@@ -150,92 +161,95 @@ def _image_input(input_tensor, input_shape):
     return input_tensor
 
 
-def _stem(x, config):
+def _stem(x, config, dtype):
     """Table 1's rows before inception 3a: conv1, pool1, conv2 (reduce and 3x3), pool2; LRN in "paper"."""
     # 224 x 224 x 3
-    x = layers.ZeroPadding2D(3, name="conv1_pad")(x)
-    x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, "conv1_7x7_s2", config, strides=2, padding="valid")
+    x = layers.ZeroPadding2D(3, dtype=dtype, name="conv1_pad")(x)
+    x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, "conv1_7x7_s2", config, dtype, strides=2, padding="valid")
     # 112 x 112 x 64
-    x = _max_pool_ceil(x, 3, "pool1_3x3_s2")
+    x = _max_pool_ceil(x, 3, "pool1_3x3_s2", dtype)
     if config.lrn:
-        x = _lrn(x, "pool1_norm1")
+        x = _lrn(x, "pool1_norm1", dtype)
     # 56 x 56 x 64
-    x = _conv(x, architecture.STEM_CONV2_REDUCE_FILTERS, 1, "conv2_3x3_reduce", config)
-    x = _conv(x, architecture.STEM_CONV2_FILTERS, 3, "conv2_3x3", config)
+    x = _conv(x, architecture.STEM_CONV2_REDUCE_FILTERS, 1, "conv2_3x3_reduce", config, dtype)
+    x = _conv(x, architecture.STEM_CONV2_FILTERS, 3, "conv2_3x3", config, dtype)
     if config.lrn:
-        x = _lrn(x, "conv2_norm2")
+        x = _lrn(x, "conv2_norm2", dtype)
     # 56 x 56 x 192
-    return _max_pool_ceil(x, 3, "pool2_3x3_s2")
+    return _max_pool_ceil(x, 3, "pool2_3x3_s2", dtype)
 
 
-def _heads(x, aux_features, classes, classifier_activation, config):
+def _heads(x, aux_features, classes, classifier_activation, config, dtype):
     """The main classifier on inception 5b, then an auxiliary one per entry of ``aux_features``."""
-    x = layers.GlobalAveragePooling2D(name="pool5_7x7_s1")(x)
-    x = layers.Dropout(config.dropout, name="pool5_drop_7x7_s1")(x)
-    x = layers.Dense(classes, name="loss3_classifier")(x)
+    x = layers.GlobalAveragePooling2D(dtype=dtype, name="pool5_7x7_s1")(x)
+    x = layers.Dropout(config.dropout, dtype=dtype, name="pool5_drop_7x7_s1")(x)
+    x = layers.Dense(classes, dtype=dtype, name="loss3_classifier")(x)
     main = _classifier_output(x, classifier_activation, "main")
     if not aux_features:
         return main
     return [main] + [
-        _aux_head(aux_features[head], head, classes, classifier_activation, config) for head in ("aux1", "aux2")
+        _aux_head(aux_features[head], head, classes, classifier_activation, config, dtype) for head in ("aux1", "aux2")
     ]
 
 
-def _conv(x, filters, kernel_size, name, config, strides=1, padding="same"):
+def _conv(x, filters, kernel_size, name, config, dtype, strides=1, padding="same"):
     """A convolution and its ReLU: with bias (paper) or followed by BN (bn)."""
     if not config.batch_norm:
         return layers.Conv2D(
-            filters, kernel_size, strides=strides, padding=padding, activation="relu", name=name
+            filters, kernel_size, strides=strides, padding=padding, activation="relu", dtype=dtype, name=name
         )(x)
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False, name=name)(x)
-    x = layers.BatchNormalization(epsilon=config.bn_epsilon, momentum=config.bn_momentum, name=f"{name}_bn")(x)
-    return layers.Activation("relu", name=f"{name}_relu")(x)
+    x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=False, dtype=dtype, name=name)(x)
+    x = layers.BatchNormalization(
+        epsilon=config.bn_epsilon, momentum=config.bn_momentum, dtype=dtype, name=f"{name}_bn"
+    )(x)
+    return layers.Activation("relu", dtype=dtype, name=f"{name}_relu")(x)
 
 
-def _max_pool_ceil(x, pool_size, name):
+def _max_pool_ceil(x, pool_size, name, dtype):
     """A stride-2 max pool that rounds its output size up (Caffe, ceil_mode).
 
     One row and column of zeros at the end give ``ceil((n - k) / 2) + 1``
     outputs for every ``n``, as Caffe and torchvision do. Zeros are exact
     padding here because every pooled map comes right after a ReLU.
     """
-    x = layers.ZeroPadding2D(((0, 1), (0, 1)), name=f"{name}_pad")(x)
-    return layers.MaxPooling2D(pool_size, strides=2, name=name)(x)
+    x = layers.ZeroPadding2D(((0, 1), (0, 1)), dtype=dtype, name=f"{name}_pad")(x)
+    return layers.MaxPooling2D(pool_size, strides=2, dtype=dtype, name=name)(x)
 
 
-def _lrn(x, name):
+def _lrn(x, name, dtype):
     return LocalResponseNormalization(
         size=architecture.LRN_SIZE,
         alpha=architecture.LRN_ALPHA,
         beta=architecture.LRN_BETA,
         bias=architecture.LRN_BIAS,
+        dtype=dtype,
         name=name,
     )(x)
 
 
-def _inception(x, block, config):
+def _inception(x, block, config, dtype):
     """One inception module: four branches concatenated on the channel axis."""
     prefix = f"inception_{block.name}"
-    branch_1x1 = _conv(x, block.filters_1x1, 1, f"{prefix}_1x1", config)
-    branch_3x3 = _conv(x, block.filters_3x3_reduce, 1, f"{prefix}_3x3_reduce", config)
-    branch_3x3 = _conv(branch_3x3, block.filters_3x3, 3, f"{prefix}_3x3", config)
-    branch_5x5 = _conv(x, block.filters_5x5_reduce, 1, f"{prefix}_5x5_reduce", config)
-    branch_5x5 = _conv(branch_5x5, block.filters_5x5, config.branch_5x5_kernel, f"{prefix}_5x5", config)
-    branch_pool = layers.MaxPooling2D(3, strides=1, padding="same", name=f"{prefix}_pool")(x)
-    branch_pool = _conv(branch_pool, block.pool_proj, 1, f"{prefix}_pool_proj", config)
-    return layers.Concatenate(name=f"{prefix}_output")([branch_1x1, branch_3x3, branch_5x5, branch_pool])
+    branch_1x1 = _conv(x, block.filters_1x1, 1, f"{prefix}_1x1", config, dtype)
+    branch_3x3 = _conv(x, block.filters_3x3_reduce, 1, f"{prefix}_3x3_reduce", config, dtype)
+    branch_3x3 = _conv(branch_3x3, block.filters_3x3, 3, f"{prefix}_3x3", config, dtype)
+    branch_5x5 = _conv(x, block.filters_5x5_reduce, 1, f"{prefix}_5x5_reduce", config, dtype)
+    branch_5x5 = _conv(branch_5x5, block.filters_5x5, config.branch_5x5_kernel, f"{prefix}_5x5", config, dtype)
+    branch_pool = layers.MaxPooling2D(3, strides=1, padding="same", dtype=dtype, name=f"{prefix}_pool")(x)
+    branch_pool = _conv(branch_pool, block.pool_proj, 1, f"{prefix}_pool_proj", config, dtype)
+    return layers.Concatenate(dtype=dtype, name=f"{prefix}_output")([branch_1x1, branch_3x3, branch_5x5, branch_pool])
 
 
-def _aux_head(x, head, classes, classifier_activation, config):
+def _aux_head(x, head, classes, classifier_activation, config, dtype):
     """An auxiliary classifier (Section 5): 4 x 4 x 128 at 224 px, FC 1024, FC classes."""
     x = layers.AveragePooling2D(
-        architecture.AUX_POOL_SIZE, strides=architecture.AUX_POOL_STRIDE, name=f"{head}_ave_pool"
+        architecture.AUX_POOL_SIZE, strides=architecture.AUX_POOL_STRIDE, dtype=dtype, name=f"{head}_ave_pool"
     )(x)
-    x = _conv(x, architecture.AUX_CONV_FILTERS, 1, f"{head}_conv", config)
-    x = layers.Flatten(name=f"{head}_flatten")(x)
-    x = layers.Dense(architecture.AUX_FC_UNITS, activation="relu", name=f"{head}_fc")(x)
-    x = layers.Dropout(architecture.AUX_DROPOUT, name=f"{head}_drop_fc")(x)
-    x = layers.Dense(classes, name=f"{head}_classifier")(x)
+    x = _conv(x, architecture.AUX_CONV_FILTERS, 1, f"{head}_conv", config, dtype)
+    x = layers.Flatten(dtype=dtype, name=f"{head}_flatten")(x)
+    x = layers.Dense(architecture.AUX_FC_UNITS, activation="relu", dtype=dtype, name=f"{head}_fc")(x)
+    x = layers.Dropout(architecture.AUX_DROPOUT, dtype=dtype, name=f"{head}_drop_fc")(x)
+    x = layers.Dense(classes, dtype=dtype, name=f"{head}_classifier")(x)
     return _classifier_output(x, classifier_activation, head)
 
 
@@ -286,6 +300,25 @@ def _validate_arguments(
             f"image_data_format={keras.backend.image_data_format()!r}"
         )
     return variant
+
+
+def _validate_dtype(dtype):
+    """The dtype policy the layers take: None (the global one), or a floating policy by name or object."""
+    if dtype is None:
+        return None
+    try:
+        policy = keras.dtype_policies.get(dtype)
+    except (ValueError, TypeError):
+        policy = None
+    # Integer and quantized policies ("int8_from_float32") cannot hold
+    # trained weights: keras.quantizers does that after building.
+    floating = policy is not None and "float" in policy.variable_dtype and "float" in policy.compute_dtype
+    if not floating or policy.quantization_mode is not None:
+        raise ValueError(
+            "The `dtype` argument must be None, a floating dtype policy name such as 'float32', 'bfloat16' or "
+            f"'mixed_float16', or a keras.DTypePolicy. Received: dtype={dtype!r}"
+        )
+    return policy
 
 
 def _validate_weights_file(weights, variant):
@@ -384,20 +417,6 @@ def _validate_input_shape(input_shape, include_top, with_aux_heads, variant, pre
             raise ValueError(
                 f"The input must be at least {minimum}x{minimum}{reason}. Received: input_shape={input_shape}"
             )
-
-
-def minimum_input_size(variant="paper", aux_heads=True):
-    """The smallest height and width the network accepts."""
-    size = 1
-    while not _fits(size, variant, aux_heads):
-        size += 1
-    return size
-
-
-def _fits(size, variant, aux_heads):
-    sizes = architecture.feature_map_sizes(size, variant)
-    aux_map = sizes[3]
-    return min(sizes) >= 1 and (not aux_heads or aux_map >= architecture.AUX_POOL_SIZE)
 
 
 def _is_weights_path(weights):

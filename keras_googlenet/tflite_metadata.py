@@ -29,7 +29,7 @@ TFLITE_FILE_IDENTIFIER = b"TFL3"
 # metadata/cc/metadata_version.cc lists what later versions added).
 MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
-# keras_googlenet's own record (`predict.ModelInfo` as JSON, with
+# keras_googlenet's own record (`model_info.ModelInfo` as JSON, with
 # ``raw_pixels``), zipped beside the labels; other readers ignore it.
 MODEL_INFO_FILE = "keras_googlenet.json"
 

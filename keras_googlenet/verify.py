@@ -1,6 +1,6 @@
 """Measuring each export against the Keras model it came from.
 
-Every export is run in its own runtime (see `predict.load_predictor`) on real
+Every export is run in its own runtime (see `runtimes.load_predictor`) on real
 images and compared with the Keras model: max |Δ probability|, top-1
 agreement, top-5 overlap, how often the top-5 is identical (in order), file
 size and batch-1 latency, each checked against the threshold of its kind.
@@ -17,9 +17,8 @@ import time
 
 import numpy as np
 
-from keras_googlenet import export, mediapipe_client
-from keras_googlenet import predict as predict_lib
-
+from keras_googlenet import export, imagenet_utils, mediapipe_client, runtimes
+from keras_googlenet import images as images_lib
 
 
 def default_images():
@@ -131,7 +130,7 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
         int8_images: the set for the integer exports, as ``images``; it
             should hold a few hundred images so that 1% is measurable.
             Defaults to ``images``.
-        labels: passed on to `predict.load_predictor`.
+        labels: passed on to `runtimes.load_predictor`.
         mediapipe: where the `mediapipe` package is installed, also run each
             `.tflite` in MediaPipe Tasks' ImageClassifier, the client an app
             uses, and add a ``mediapipe_<kind>`` row.
@@ -148,7 +147,7 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
     # One runtime at a time, the images read afresh for each, one batch at a
     # time: only the reference probabilities are kept. Holding every
     # runtime and the whole set as one batch peaked at 5.5 GB.
-    reference = predict_lib.load_predictor(checkpoint, labels=labels)
+    reference = runtimes.load_predictor(checkpoint, labels=labels)
     info = reference.info
     expected = {"float": _run(reference, sets["float"], info)}
     expected["int8"] = expected["float"] if int8_images is None else _run(reference, sets["int8"], info)
@@ -158,7 +157,7 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
     rows = []
     for name, path in exports.items():
         kind = "int8" if name in ("tflite_int8", "tflite_dynamic") else "float"
-        predictor = predict_lib.load_predictor(path, labels=labels)
+        predictor = runtimes.load_predictor(path, labels=labels)
         # Each runtime gets the crops in its own convention (raw or scaled pixels).
         rows.append(_compare(name, path, predictor, _batches(sets[kind], predictor.info), expected[kind]))
         del predictor
@@ -169,19 +168,19 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
 
 
 def _batches(images, info):
-    """Float batches of `predict.BATCH_SIZE` crops, read as they are needed, in ``info``'s convention.
+    """Float batches of `images.BATCH_SIZE` crops, read as they are needed, in ``info``'s convention.
 
     The crops are rounded to uint8 pixels first, as an app's image library
     gives them: MediaPipe takes uint8 only, and every row then compares the
     same pixels.
     """
-    for raw in predict_lib.batches(predict_lib.iter_images(images, split="validation")):
+    for raw in images_lib.batches(images_lib.iter_images(images, split="validation")):
         crops = _pixel_crops(raw, info)
-        yield crops if info.raw_pixels else predict_lib.imagenet_utils.preprocess_input(crops, variant=info.variant)
+        yield crops if info.raw_pixels else imagenet_utils.preprocess_input(crops, variant=info.variant)
 
 
 def _pixel_crops(raw, info):
-    crops = predict_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=True)
+    crops = images_lib.prepare_images(raw, info.image_size, info.variant, raw_pixels=True)
     return np.clip(np.round(crops), 0, 255).astype(np.float32)
 
 
@@ -197,8 +196,8 @@ def _mediapipe_rows(exports, sets, expected, info):
         if not name.startswith("tflite_"):
             continue
         kind = "int8" if name in ("tflite_int8", "tflite_dynamic") else "float"
-        crops = np.concatenate([_pixel_crops(raw, info) for raw in predict_lib.batches(
-            predict_lib.iter_images(sets[kind], split="validation"))]).astype(np.uint8)
+        crops = np.concatenate([_pixel_crops(raw, info) for raw in images_lib.batches(
+            images_lib.iter_images(sets[kind], split="validation"))]).astype(np.uint8)
         found = mediapipe_client.classify(path, crops, max_results=-1)
         scores = np.zeros_like(expected[kind])
         for row, categories in zip(scores, found):

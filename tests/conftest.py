@@ -46,10 +46,10 @@ def digits_checkpoint(tmp_path_factory, digits):
     import keras
 
     import keras_googlenet as kg
-    from keras_googlenet import predict
+    from keras_googlenet import images, model_info
 
     raw, labels = digits
-    images = predict.prepare_images(list(raw[:DIGITS_TRAIN]), DIGITS_SIZE, "bn")
+    images = images.prepare_images(list(raw[:DIGITS_TRAIN]), DIGITS_SIZE, "bn")
     keras.utils.set_random_seed(0)
     model = kg.GoogLeNet(variant="bn", input_shape=(DIGITS_SIZE, DIGITS_SIZE, 3), classes=10)
     kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-3))
@@ -57,7 +57,7 @@ def digits_checkpoint(tmp_path_factory, digits):
     model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=2, verbose=0)
     folder = tmp_path_factory.mktemp("digits_checkpoint")
     model.save(folder / "best.keras")
-    predict.write_labels(folder / "labels.txt", [f"digit {i}" for i in range(10)])
+    model_info.write_labels(folder / "labels.txt", [f"digit {i}" for i in range(10)])
     return folder / "best.keras"
 
 
@@ -73,7 +73,7 @@ def paper_digits_checkpoint(tmp_path_factory, digits):
     import numpy as np
 
     import keras_googlenet as kg
-    from keras_googlenet import predict
+    from keras_googlenet import model_info
 
     raw, labels = digits
     keras.utils.set_random_seed(0)
@@ -84,7 +84,7 @@ def paper_digits_checkpoint(tmp_path_factory, digits):
     model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=3, verbose=0)
     folder = tmp_path_factory.mktemp("paper_digits_checkpoint")
     model.save(folder / "best.keras")
-    predict.write_labels(folder / "labels.txt", [f"digit {i}" for i in range(10)])
+    model_info.write_labels(folder / "labels.txt", [f"digit {i}" for i in range(10)])
     return folder / "best.keras"
 
 

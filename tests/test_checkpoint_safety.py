@@ -1,9 +1,11 @@
 """A training run's files survive SIGKILL mid-write, damaged backups and a second run on the same folder."""
 
+import csv
 import json
 import logging
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_googlenet import checkpointing, training
+from keras_googlenet import checkpointing, output_lock, training
 
 X = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
 Y = np.random.default_rng(1).normal(size=(8, 2)).astype("float32")
@@ -196,20 +198,21 @@ def test_the_lock_of_a_killed_run_is_taken_over_and_released_at_exit(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     (tmp_path / "train.lock").write_text(f"{dead.pid}\n")  # left by a run killed with SIGKILL
-    with checkpointing.lock_output_dir(tmp_path):
+    with output_lock.lock_output_dir(tmp_path):
         assert (tmp_path / "train.lock").read_text() == f"{os.getpid()}\n"
         with pytest.raises(ValueError, match=rf"Another training run \(PID {os.getpid()}\) is writing to"):
-            with checkpointing.lock_output_dir(tmp_path):
+            with output_lock.lock_output_dir(tmp_path):
                 pass
     assert not (tmp_path / "train.lock").exists()
-    with checkpointing.lock_output_dir(tmp_path):  # free again
+    with output_lock.lock_output_dir(tmp_path):  # free again
         pass
 
 
 def test_train_releases_the_lock_when_it_fails(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        training.train(tmp_path / "no_such_folder", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
-    assert not (tmp_path / "run" / "train.lock").exists()
+    (tmp_path / "no_classes").mkdir()  # passes the argument checks, fails when read, under the lock
+    with pytest.raises(ValueError, match="no_classes"):
+        training.train(tmp_path / "no_classes", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
+    assert (tmp_path / "run").is_dir() and not (tmp_path / "run" / "train.lock").exists()
 
 
 @pytest.mark.slow
@@ -227,7 +230,134 @@ def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_o
         result = training.train(epochs=3, **settings)
     assert f"Resuming after epoch 1 from the backup in {tmp_path / 'backup'}" in lines
     assert any("latest.weights.h5 (OSError" in r.getMessage() for r in caplog.records)
-    assert list(result.history) and len(result.history["loss"]) == 2  # epochs 2 and 3, trained after the first
+    assert len(result.history["loss"]) == 3  # the whole run, not only the epochs after the resume
     rows = (tmp_path / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # epoch 2 logged once, not twice
     assert not (tmp_path / "train.lock").exists()
+
+
+def _layer_arrays(path):
+    """The model weights ("layers/...") of a .weights.h5 or .keras file, by name."""
+    if str(path).endswith(".keras"):
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            path = io.BytesIO(archive.read("model.weights.h5"))
+    arrays = {}
+    with h5py.File(path, "r") as file:
+        file["layers"].visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+class SaveEachEpoch(keras.callbacks.Callback):
+    """After the built-in callbacks: the weights that best.keras and last.keras got at each epoch end."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.save_weights(self.folder / f"epoch_{epoch}.weights.h5")
+
+
+class DieAfterTheHistoryRow(keras.callbacks.Callback):
+    """Runs after CSVLogger (the user's callbacks come after the built-in ones)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KilledWhileWriting
+
+
+# The writes of an epoch end, in their order: (the file written just before
+# the kill, the epoch, counted from 0, whose end is cut short).
+EPOCH_END_KILLS = {
+    "after_the_first_backup": ("training_metadata.json", 0),
+    "after_the_second_backup": ("training_metadata.json", 1),
+    "after_the_first_best_checkpoint": ("best.keras", 0),
+    "after_the_last_checkpoint": ("last.keras", 1),
+    "after_the_history_row": ("history.csv", 1),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", EPOCH_END_KILLS)
+def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_best_epoch(kill, tmp_path, monkeypatch):
+    written, epoch = EPOCH_END_KILLS[kill]
+    run, probe = tmp_path / "run", tmp_path / "probe"
+    probe.mkdir()
+    settings = dict(
+        output_dir=run, epochs=3, steps_per_epoch=2, batch_size=4, image_size=32, aux_heads=False,
+        validation_split=None, learning_rate=0.05, verbose=0, print_fn=lambda line: None,
+    )
+    real_write = checkpointing.write_atomically
+    writes = []
+
+    def write_then_die(path, write):
+        real_write(path, write)
+        writes.append(pathlib.Path(path).name)
+        if pathlib.Path(path).name == written and writes.count(written) == epoch + 1:
+            raise KilledWhileWriting
+
+    monkeypatch.setattr(checkpointing, "write_atomically", write_then_die)
+    killer = [DieAfterTheHistoryRow(epoch)] if written == "history.csv" else []  # CSVLogger writes no temporary file
+    with pytest.raises(KilledWhileWriting):
+        training.train(callbacks=[*killer, SaveEachEpoch(probe)], **settings)
+    monkeypatch.undo()
+    # The killed epoch's weights: the backup's (no EMA, so the checkpoints' too).
+    shutil.copy(run / "backup" / "latest.weights.h5", probe / f"epoch_{epoch}.weights.h5")
+
+    lines = []
+    training.train(callbacks=[SaveEachEpoch(probe)], **{**settings, "print_fn": lines.append})
+
+    with open(run / "history.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    assert all(None not in row and None not in row.values() for row in rows)  # every row fits the header
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["history"]["loss"] == pytest.approx([float(row["loss"]) for row in rows])
+    # ModelCheckpoint keeps the first of equal scores.
+    top1 = [float(row["top1"]) for row in rows]
+    best_epoch = top1.index(max(top1))
+    best, expected = _layer_arrays(run / "best.keras"), _layer_arrays(probe / f"epoch_{best_epoch}.weights.h5")
+    assert best.keys() == expected.keys() and len(best) > 50
+    for name in best:
+        np.testing.assert_array_equal(best[name], expected[name], err_msg=name)
+
+
+def test_an_interrupted_epoch_end_is_finished_with_the_averaged_weights_in_the_checkpoints_and_the_raw_ones_kept(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.5), "mse")
+    model.fit(X, Y, epochs=2, batch_size=4, shuffle=False, verbose=0, callbacks=[checkpointing.EpochBackup(tmp_path / "backup")])
+    averaged = model.get_weights()  # fit ends by putting the averaged weights in the model
+    raw = _layer_arrays(tmp_path / "backup" / "latest.weights.h5")  # the backup holds the raw ones
+    assert not np.allclose(averaged[0], raw["dense/vars/0"])
+    # Killed after the backup of epoch 2, before its checkpoints and history row.
+    resumed = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    resumed.compile(keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.5), "mse")
+    backup = checkpointing.EpochBackup(tmp_path / "backup")
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,9.0\n")
+    _, rows = checkpointing.read_history(tmp_path / "history.csv")
+    finish = checkpointing.InterruptedEpochEnd(
+        backup, rows, (tmp_path / "best.keras", tmp_path / "last.keras"), tmp_path / "history.csv", "loss", use_ema=True
+    )
+    assert (backup.resume_epoch, finish.is_best) == (2, False)  # loss is not "higher is better"
+    starts = []
+    probe = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: starts.append(resumed.get_weights()))
+    resumed.fit(X, Y, epochs=2, initial_epoch=2, verbose=0, callbacks=[backup, finish, probe])
+
+    last = keras.saving.load_model(tmp_path / "last.keras")
+    for got, want in zip(last.get_weights(), averaged):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(starts[0][0], raw["dense/vars/0"], rtol=1e-6, atol=1e-6)  # training goes on from the raw weights
+    assert not (tmp_path / "best.keras").exists()
+    rows = (tmp_path / "history.csv").read_text().splitlines()
+    assert rows[0] == "epoch,loss" and [row.split(",")[0] for row in rows[1:]] == ["0", "1"]
+    with h5py.File(tmp_path / "backup" / "latest.weights.h5") as file:
+        logged = json.loads(file.attrs["keras_googlenet_epoch_logs"])
+    assert float(rows[2].split(",")[1]) == pytest.approx(logged["loss"]) and logged["loss"] < 9

@@ -128,7 +128,7 @@ def test_help_lists_the_choices_of_export(capsys):
     with pytest.raises(SystemExit):
         cli.main(["export", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert "--format {savedmodel,tflite,onnx,all}" in text
+    assert "--format {savedmodel,tflite,onnx,kerashub,all}" in text
     assert "--quantize {fp32,fp16,dynamic,int8}" in text
     assert "--int8-io {uint8,int8}" in text
 
@@ -136,7 +136,7 @@ def test_help_lists_the_choices_of_export(capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["export", "m.keras", "--format", "coreml"], "argument --format: invalid choice: 'coreml' (choose from 'savedmodel', 'tflite', 'onnx', 'all')"),
+        (["export", "m.keras", "--format", "coreml"], "argument --format: invalid choice: 'coreml' (choose from 'savedmodel', 'tflite', 'onnx', 'kerashub', 'all')"),
         (["export", "m.keras", "--quantize", "fp32", "int4"], "argument --quantize: invalid choice: 'int4'"),
         (["export", "m.keras", "--int8-io", "float32"], "argument --int8-io: invalid choice: 'float32'"),
     ],

@@ -152,11 +152,17 @@ def test_unknown_dataset_name_lists_what_source_may_be():
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("name", ["imagenette/999px", "tf_flowers:9.9.9", "bad name!"])
+@pytest.mark.parametrize("name", ["imagenette/999px", "tf_flowers:9.9.9"])
 def test_bad_tfds_config_version_or_syntax_is_one_line(name):
     with pytest.raises(ValueError, match=f"Received: source='{re.escape(name)}'") as error:
         datasets.load_examples(name)
     assert "\n" not in str(error.value)
+
+
+def test_a_source_that_is_no_tfds_name_is_a_missing_folder_not_a_download():
+    # The rule of `sources.data_is_path`, shared with the CLI's early checks.
+    with pytest.raises(FileNotFoundError, match=r"^The image folder does not exist. Received: source='bad name!'$"):
+        datasets.load_examples("bad name!")
 
 
 @pytest.mark.parametrize(

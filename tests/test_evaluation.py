@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import augment, datasets, evaluation, pipeline, predict
+from keras_googlenet import augment, datasets, evaluation, model_info, pipeline
 
 
 def test_single_crop_top1_matches_keras_evaluate_on_the_same_split(digits_checkpoint):
@@ -12,7 +12,7 @@ def test_single_crop_top1_matches_keras_evaluate_on_the_same_split(digits_checkp
     assert scores["examples"] == datasets.load_examples("digits", "validation")[1].num_examples["validation"]
 
     # The same images through Keras' own metric, from the training pipeline.
-    model = predict.load_checkpoint(digits_checkpoint)
+    model = model_info.load_checkpoint(digits_checkpoint)
     model.compile(metrics=["sparse_categorical_accuracy"], loss="sparse_categorical_crossentropy")
     dataset, _ = pipeline.make_dataset("digits", split="validation", image_size=96, batch_size=64, variant="bn")
     keras_top1 = model.evaluate(dataset.map(lambda x, y: (x, y["main"])), verbose=0, return_dict=True)["sparse_categorical_accuracy"]
@@ -26,7 +26,7 @@ def test_ten_crops_average_the_softmax_of_the_ten_views_of_each_image(digits_che
     assert (scores["examples"], scores["crops"]) == (6, 10)
 
     # The same average computed here with the public preprocessing and predict.
-    model = predict.load_checkpoint(digits_checkpoint)
+    model = model_info.load_checkpoint(digits_checkpoint)
     examples, _ = datasets.load_examples("digits", "validation")
     hits1 = hits5 = 0
     for image, label in examples.take(6):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import export, images, predict, tflite_metadata
+from keras_googlenet import export, images, model_info, runtimes, tflite_metadata
 from keras_googlenet.augment import eval_transform
 
 DIGIT_NAMES = [f"digit {i}" for i in range(10)]
@@ -105,10 +105,10 @@ def test_every_float_export_takes_raw_pixels_and_matches_the_checkpoint_on_scale
     checkpoint, exports = (request.getfixturevalue(f"{prefix}digits_{name}") for name in ("checkpoint", "exports"))
     crops = digits_held_out[0][:32].astype(np.float32)  # already 96 x 96
     # The Keras model on preprocess_input's pixels: BGR for "paper", which the exports fold into conv1.
-    reference = predict.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
+    reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
     for kind in ("savedmodel", "tflite_fp32", "onnx"):
-        # predict.Predictor feeds the batch it is given: here raw pixels.
-        got = predict.load_predictor(exports[kind])(crops)
+        # runtimes.Predictor feeds the batch it is given: here raw pixels.
+        got = runtimes.load_predictor(exports[kind])(crops)
         np.testing.assert_allclose(got, reference, rtol=0, atol=1e-5, err_msg=kind)
     assert reference.max(-1).min() < 0.9  # a model with doubt on some digits: probabilities that can move
 
@@ -134,7 +134,7 @@ def test_paper_model_built_with_preprocessing_exports_without_gather_and_matches
     model = kg.GoogLeNet(variant="paper", input_shape=(96, 96, 3), classes=10, aux_heads=False,
                          classifier_activation=None, include_preprocessing=True)
     conv1 = np.array(model.get_layer("conv1_7x7_s2").kernel)
-    info = predict.ModelInfo("paper", 96, None)
+    info = model_info.ModelInfo("paper", 96, None)
     paths = {
         "tflite_fp32": export.export_tflite(model, tmp_path / "fp32.tflite", info=info),
         "onnx": export.export_onnx(model, tmp_path / "model.onnx", info=info),
@@ -146,7 +146,7 @@ def test_paper_model_built_with_preprocessing_exports_without_gather_and_matches
     reference = model.predict(pixels, verbose=0)
     assert np.abs(reference).max() > 0.5  # logits that a swapped kernel would move by far more than 1e-4
     for kind, path in paths.items():
-        np.testing.assert_allclose(predict.load_predictor(path)(pixels), reference, rtol=0, atol=1e-4, err_msg=kind)
+        np.testing.assert_allclose(runtimes.load_predictor(path)(pixels), reference, rtol=0, atol=1e-4, err_msg=kind)
     np.testing.assert_array_equal(np.array(model.get_layer("conv1_7x7_s2").kernel), conv1)  # the caller's model is untouched
 
 
@@ -177,9 +177,9 @@ def test_savedmodel_serving_default_takes_named_float_images(digits_exports):
 
 @pytest.mark.slow
 def test_int8_tflite_has_uint8_input_float32_output_and_is_over_3x_smaller_than_fp32(digits_exports):
-    int8 = predict.load_predictor(digits_exports["tflite_int8"])
+    int8 = runtimes.load_predictor(digits_exports["tflite_int8"])
     assert (int8.input_dtype, int8.output_dtype) == (np.uint8, np.float32)
-    fp32 = predict.load_predictor(digits_exports["tflite_fp32"])
+    fp32 = runtimes.load_predictor(digits_exports["tflite_fp32"])
     assert (fp32.input_dtype, fp32.output_dtype) == (np.float32, np.float32)
     ratio = os.path.getsize(digits_exports["tflite_fp32"]) / os.path.getsize(digits_exports["tflite_int8"])
     assert ratio >= 3.0, f"int8 is only {ratio:.2f}x smaller than fp32"
@@ -199,8 +199,8 @@ def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_t
     assert model.operatorCodes[last.opcodeIndex].builtinCode == 25
     assert [graph.tensors[i].type for i in (*last.inputs, *last.outputs)] == [0, 0] and list(last.outputs) == list(graph.outputs)
     crops = digits_held_out[0].astype(np.float32)
-    reference = predict.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
-    int8 = predict.load_predictor(exports["tflite_int8"])
+    reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
+    int8 = runtimes.load_predictor(exports["tflite_int8"])
     got = np.concatenate([int8(crops[i : i + 64]) for i in range(0, len(crops), 64)])
     np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
     # Measured: 85.9% ("bn") and 73.3% ("paper"); a uint8 softmax gave 10.8% and 16.1% (ties).
@@ -218,10 +218,10 @@ def test_int8_tflite_uint8_input_takes_pixels_as_they_are(digits_exports):
 @pytest.mark.slow
 def test_int8_io_option_gives_int8_input_and_float_output_that_still_agree(tmp_path, digits, digits_checkpoint):
     raw, _ = digits
-    model = predict.load_checkpoint(digits_checkpoint)
+    model = model_info.load_checkpoint(digits_checkpoint)
     # Calibrated on the training pipeline's source, as the CLI's --calibration-data digits does.
     path = export.export_tflite(model, tmp_path / "int8io.tflite", quantize="int8", calibration_data="digits", int8_io="int8")
-    int8 = predict.load_predictor(path)
+    int8 = runtimes.load_predictor(path)
     assert (int8.input_dtype, int8.output_dtype) == (np.int8, np.float32)
     assert _interpreter_input(path)["quantization"] == (1.0, -128)  # q = pixel - 128
     crops = raw[-50:].astype(np.float32)
@@ -231,7 +231,7 @@ def test_int8_io_option_gives_int8_input_and_float_output_that_still_agree(tmp_p
 
 @pytest.mark.slow
 def test_uint8_signature_on_raw_jpeg_pixels_matches_python_crop_then_float_signature(digits_exports, photo_paths):
-    saved_model = predict.load_predictor(digits_exports["savedmodel"])
+    saved_model = runtimes.load_predictor(digits_exports["savedmodel"])
     for path in [p for p in photo_paths if p.suffix == ".jpg"]:
         pixels = images.load_image(path)  # JPEG-decoded, its own size
         in_graph = saved_model.serve_uint8(pixels[None])
@@ -315,7 +315,7 @@ def tiny_model():
     return keras.Model(pixels, keras.layers.Dense(3, activation="softmax", name="main")(x))
 
 
-TINY_INFO = predict.ModelInfo("bn", 32, ("a", "b", "c"))
+TINY_INFO = model_info.ModelInfo("bn", 32, ("a", "b", "c"))
 
 
 def test_labels_of_the_wrong_count_are_rejected_before_writing(tmp_path, small_checkpoint):
@@ -410,7 +410,7 @@ def test_int8_calibrated_on_mid_grey_crops_still_takes_pixels_as_they_are(tmp_pa
 
 
 def test_tiny_model_without_class_names_exports_without_a_labels_file(tmp_path, tiny_model):
-    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=predict.ModelInfo("paper", 32, None))
+    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=model_info.ModelInfo("paper", 32, None))
     found = tflite_metadata.read_metadata(path)
     assert found.labels is None and tflite_metadata.MODEL_INFO_FILE in found.files and "labels.txt" not in found.files
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import evaluation, export, pipeline, predict
+from keras_googlenet import evaluation, export, pipeline, predict, runtimes
 from keras_googlenet.model import includes_preprocessing
 
 SIZE = 96
@@ -53,8 +53,8 @@ def test_evaluation_gives_the_same_accuracy_for_both(twins):
 
 def test_predict_feeds_each_checkpoint_in_its_own_convention(twins, photo_paths):
     _, _, _, plain_path, raw_path = twins
-    assert predict.load_predictor(str(raw_path)).info.raw_pixels is True
-    assert predict.load_predictor(str(plain_path)).info.raw_pixels is False
+    assert runtimes.load_predictor(str(raw_path)).info.raw_pixels is True
+    assert runtimes.load_predictor(str(plain_path)).info.raw_pixels is False
     first, second = (predict.predict(str(path), photo_paths[:3], top=3) for path in (plain_path, raw_path))
     assert [[name for name, _ in row] for row in first] == [[name for name, _ in row] for row in second]
     np.testing.assert_allclose([[p for _, p in row] for row in first], [[p for _, p in row] for row in second], atol=1e-5)

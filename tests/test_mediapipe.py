@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import mediapipe_client, predict
+from keras_googlenet import mediapipe_client, model_info
 
 pytestmark = pytest.mark.skipif(not mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
 
@@ -26,7 +26,7 @@ def mediapipe_run(request, digits_held_out):
     checkpoint = request.getfixturevalue(f"{prefix}digits_checkpoint")
     paths = request.getfixturevalue(f"{prefix}digits_exports")  # calibrated on 128 training crops
     crops = digits_held_out[0]  # 96 x 96 already: MediaPipe's resize is the identity
-    reference = predict.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops.astype(np.float32), variant=variant), verbose=0)
+    reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops.astype(np.float32), variant=variant), verbose=0)
     found = {kind: mediapipe_client.classify(paths[f"tflite_{kind}"], crops, max_results=-1) for kind in ("fp32", "int8")}
     return variant, reference, found
 

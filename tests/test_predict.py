@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import keras_googlenet as kg
-from keras_googlenet import cli, predict
+from keras_googlenet import cli, images, model_info, predict, runtimes
 
 FOUR_FORMATS = ("checkpoint", "savedmodel", "tflite_fp32", "onnx")
 
@@ -56,7 +56,7 @@ def test_thousand_class_checkpoint_without_labels_uses_imagenet_names(tmp_path, 
     model = kg.GoogLeNet(variant="bn", input_shape=(96, 96, 3), aux_heads=False)
     model.save(tmp_path / "imagenet.keras")
     (top,) = predict.predict(tmp_path / "imagenet.keras", photo_paths[:1], top=5)
-    probabilities = model.predict(predict.prepare_images(photo_paths[:1], 96, "bn"), verbose=0)[0]
+    probabilities = model.predict(images.prepare_images(photo_paths[:1], 96, "bn"), verbose=0)[0]
     names = [name for _, name, _ in kg.decode_predictions(probabilities[None], top=5)[0]]
     assert [name for name, _ in top] == names
 
@@ -90,7 +90,7 @@ def test_tflite_without_its_metadata_sidecar_is_rejected(tmp_path):
     lonely = tmp_path / "model.tflite"
     lonely.write_bytes(b"\0" * 16)
     with pytest.raises(FileNotFoundError, match=f"needs the metadata.json written beside it by export. Received: model='{lonely}'"):
-        predict.load_predictor(lonely)
+        runtimes.load_predictor(lonely)
 
 
 # Streaming: a fake model whose probability of class "a" is the image's mean
@@ -112,7 +112,7 @@ def grey_images(tmp_path):
 def recorded(monkeypatch):
     """Replaces the model with the brightness model and records what it and the image loader see."""
     events = {"loads": 0, "batches": [], "loads_at_batch": []}
-    real_load = predict.images_lib.load_image
+    real_load = images.load_image
 
     def load_image(path):
         events["loads"] += 1
@@ -124,9 +124,9 @@ def recorded(monkeypatch):
         bright = (batch.mean(axis=(1, 2, 3)) + 1) / 2  # "bn" scales pixels to [-1, 1]
         return np.stack([bright, 1 - bright, np.zeros_like(bright)], axis=-1)
 
-    info = predict.ModelInfo("bn", 32, ("a", "b", "c"))
-    monkeypatch.setattr(predict.images_lib, "load_image", load_image)
-    monkeypatch.setattr(predict, "load_predictor", lambda model, labels=None: predict.Predictor(model, info, run, "fake"))
+    info = model_info.ModelInfo("bn", 32, ("a", "b", "c"))
+    monkeypatch.setattr(images, "load_image", load_image)
+    monkeypatch.setattr(runtimes, "load_predictor", lambda model, labels=None: runtimes.Predictor(model, info, run, "fake"))
     return events
 
 
@@ -209,7 +209,7 @@ def test_streamed_predictions_equal_one_batch_of_all_photos(tmp_path, photo_path
     streamed = predict.predict(tmp_path / "ten.keras", photo_paths, top=10, batch_size=4)  # batches of 4 and 2
 
     # The whole folder as one batch, ranked here.
-    probabilities = model.predict(predict.prepare_images(photo_paths, 96, "bn"), verbose=0)
+    probabilities = model.predict(images.prepare_images(photo_paths, 96, "bn"), verbose=0)
     assert len(streamed) == len(photo_paths)
     for row, expected in zip(streamed, probabilities):
         assert [name for name, _ in row] == [str(i) for i in np.argsort(-expected, kind="stable")]

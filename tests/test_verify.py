@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet
-from keras_googlenet import predict, verify
+from keras_googlenet import images, model_info, runtimes, verify
 
 
 @pytest.fixture(scope="module")
@@ -105,11 +105,11 @@ def fake_runtimes(monkeypatch, tmp_path):
             probabilities = np.stack([0.1 + 0.8 * bright, 0.9 - 0.8 * bright], axis=-1)
             return probabilities[:, ::-1] if pathlib.Path(path).stem == "flip" else probabilities
 
-        predictor = predict.Predictor(path, predict.ModelInfo("bn", 16, ("dark", "bright")), run, "fake")
+        predictor = runtimes.Predictor(path, model_info.ModelInfo("bn", 16, ("dark", "bright")), run, "fake")
         loaded.append(weakref.ref(predictor))
         return predictor
 
-    monkeypatch.setattr(predict, "load_predictor", load_predictor)
+    monkeypatch.setattr(runtimes, "load_predictor", load_predictor)
     for name in ("same", "flip"):
         (tmp_path / name).write_bytes(b"model")
         seen[name] = str(tmp_path / name)
@@ -126,7 +126,7 @@ def test_verify_runs_one_runtime_at_a_time_on_batches_of_at_most_32(fake_runtime
     report = verify.verify("best.keras", exports, images=_greys(70), mediapipe=False)  # the fake files are no .tflite
     assert fake_runtimes["alive_at_load"] == [0, 0, 0]  # the reference, then each export, alone
     sizes = [size for _, size in fake_runtimes["batches"]]
-    assert max(sizes) <= predict.BATCH_SIZE
+    assert max(sizes) <= images.BATCH_SIZE
     # The reference and each export see all 70 images; then batch-1 latency runs.
     for name in ("best", "same", "flip"):
         assert sum(size for path, size in fake_runtimes["batches"] if path == name and size > 1) == 70
