@@ -8,6 +8,8 @@
   with the previous backup kept until the new one is complete, and a
   fallback to it when the newest one is damaged.
 - `AtomicModelCheckpoint`: Keras' `ModelCheckpoint`, written atomically.
+- `InterruptedEpochEnd`: finishes the checkpoints and history row of an
+  epoch end that a kill after its backup cut short.
 - `lock_output_dir`: one training run per output folder.
 """
 
@@ -15,6 +17,7 @@ import contextlib
 import csv
 import json
 import logging
+import math
 import os
 import pathlib
 
@@ -35,6 +38,10 @@ NEXT_BACKUP = "next.weights.h5"
 # each weights file, which cannot disagree with the weights beside it.
 BACKUP_METADATA = "training_metadata.json"
 EPOCH_ATTRIBUTE = "keras_googlenet_epochs_done"
+# The logs of the epoch a backup ends, as JSON: a run killed after the backup
+# but before the epoch's checkpoints and history row are written finishes
+# them from these (`InterruptedEpochEnd`).
+LOGS_ATTRIBUTE = "keras_googlenet_epoch_logs"
 LOCK_FILE = "train.lock"
 TEMPORARY_PREFIX = ".tmp-"
 
@@ -108,15 +115,23 @@ class EpochBackup(keras.callbacks.Callback):
     ``initial_epoch``. A damaged backup is skipped with a one-line warning,
     for the previous one or a fresh start.
 
+    The epoch's logs are stored beside the epoch (`resume_logs` on
+    reading), so that a kill after the backup loses no history row.
+
     Args:
-        backup_dir: the folder of the backups, used by nothing else.
+        backup_dir: the folder this callback writes its backups to, used by
+            nothing else.
+        restore_dir: the folder of the backups to resume from; by default
+            ``backup_dir``. Under MultiWorkerMirroredStrategy every task
+            resumes from the chief's (see `cluster.task_folders`).
     """
 
-    def __init__(self, backup_dir):
+    def __init__(self, backup_dir, restore_dir=None):
         super().__init__()
         self.backup_dir = pathlib.Path(backup_dir)
+        self.restore_dir = pathlib.Path(restore_dir) if restore_dir is not None else self.backup_dir
         remove_temporary_files(self.backup_dir)
-        self._restore_from, self.resume_epoch = _last_good_backup(self.backup_dir)
+        self._restore_from, self.resume_epoch, self.resume_logs = _last_good_backup(self.restore_dir)
 
     def on_train_begin(self, logs=None):
         if self._restore_from is None:
@@ -128,8 +143,8 @@ class EpochBackup(keras.callbacks.Callback):
         except ValueError as error:  # a readable file whose layers do not match this model
             raise ValueError(
                 f"The backup {self._restore_from} was written by a different model or optimizer "
-                f"({_first_line(error)}): delete {self.backup_dir} to start afresh, or train "
-                f"into another output_dir. Received: backup_dir='{self.backup_dir}'"
+                f"({_first_line(error)}): delete {self.restore_dir} to start afresh, or train "
+                f"into another output_dir. Received: backup_dir='{self.restore_dir}'"
             ) from None
 
     def on_epoch_end(self, epoch, logs=None):
@@ -139,6 +154,7 @@ class EpochBackup(keras.callbacks.Callback):
             self.model.save_weights(temporary, overwrite=True)
             with h5py.File(temporary, "a") as file:
                 file.attrs[EPOCH_ATTRIBUTE] = epoch + 1
+                file.attrs[LOGS_ATTRIBUTE] = json.dumps(_numbers(logs))
 
         write_atomically(self.backup_dir / NEXT_BACKUP, write)
         # A kill between these two renames leaves next and previous, and
@@ -149,41 +165,52 @@ class EpochBackup(keras.callbacks.Callback):
         write_text_atomically(self.backup_dir / BACKUP_METADATA, json.dumps({"epoch": epoch + 1, "batch": 0}))
 
 
+def _numbers(logs):
+    numbers = {}
+    for name, value in (logs or {}).items():
+        try:
+            numbers[name] = float(value)
+        except (TypeError, ValueError):  # not a scalar: CSVLogger would write it as text, we drop it
+            pass
+    return numbers
+
+
 def _last_good_backup(backup_dir):
-    """(path, epochs done) of the newest readable backup, or (None, 0)."""
+    """(path, epochs done, logs of the last epoch or None) of the newest readable backup, or (None, 0, None)."""
     # next.weights.h5 is complete (written atomically) but was not yet renamed to latest.
     candidates = [backup_dir / name for name in (LATEST_BACKUP, NEXT_BACKUP, PREVIOUS_BACKUP)]
     found, damaged = [], []
     for path in filter(pathlib.Path.exists, candidates):
         try:
-            found.append((_backed_up_epochs(path), path))
+            found.append((*_read_backup(path), path))
         except Exception as error:  # noqa: BLE001  h5py raises OSError, KeyError, RuntimeError...
             damaged.append(f"{path.name} ({type(error).__name__}: {_first_line(error)})")
-    epochs, path = max(found) if found else (0, None)
+    epochs, logs, path = max(found, key=lambda item: item[0]) if found else (0, None, None)
     if damaged:
         fallback = f"resuming from {path.name} ({epochs} epoch(s) done)" if path else "training starts afresh"
         logger.warning("Damaged backup in %s: %s; %s.", backup_dir, ", ".join(damaged), fallback)
-    return path, epochs
+    return path, epochs, logs
 
 
 def _first_line(error):
     return str(error).strip().splitlines()[0] if str(error).strip() else "no detail"
 
 
-def _backed_up_epochs(path):
-    """The epochs done according to a backup, after reading every array of it."""
+def _read_backup(path):
+    """(epochs done, logs of the last one or None) according to a backup, after reading every array of it."""
     with h5py.File(path, "r") as file:
         # Reading each array finds a truncated file before the model is
         # touched: a failure half way through load_weights would leave the
         # model with part of the old weights.
         file.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
         if EPOCH_ATTRIBUTE in file.attrs:
-            return int(file.attrs[EPOCH_ATTRIBUTE])
+            logs = json.loads(file.attrs[LOGS_ATTRIBUTE]) if LOGS_ATTRIBUTE in file.attrs else None
+            return int(file.attrs[EPOCH_ATTRIBUTE]), logs
     # Written by Keras' BackupAndRestore (before this callback): its epoch is
     # in the metadata file, which only ever described latest.weights.h5.
     metadata = path.parent / BACKUP_METADATA
     if path.name == LATEST_BACKUP and metadata.is_file():
-        return int(json.loads(metadata.read_text())["epoch"])
+        return int(json.loads(metadata.read_text())["epoch"]), None
     raise KeyError(f"no {EPOCH_ATTRIBUTE} attribute")
 
 
@@ -195,16 +222,27 @@ def trim_history(csv_path, epochs_done):
     curves drawn from it, would count that epoch twice. Returns the rows kept.
     """
     csv_path = pathlib.Path(csv_path)
-    if not csv_path.is_file():
+    fields, rows = read_history(csv_path, epochs_done)
+    if not rows:
+        csv_path.unlink(missing_ok=True)
         return []
+    _write_history(csv_path, fields, rows)
+    return rows
+
+
+def read_history(csv_path, epochs_done=float("inf")):
+    """(columns, complete rows of the epochs before ``epochs_done``) of a CSVLogger file; ([], []) if none."""
+    csv_path = pathlib.Path(csv_path)
+    if not csv_path.is_file():
+        return [], []
     with open(csv_path, newline="") as file:
         reader = csv.DictReader(file)
         fields = reader.fieldnames or []
         rows = [row for row in reader if None not in row.values() and None not in row and _epoch(row) < epochs_done]
-    if not rows:
-        csv_path.unlink()
-        return []
+    return fields, rows
 
+
+def _write_history(csv_path, fields, rows):
     def write(temporary):
         with open(temporary, "w", newline="") as file:
             writer = csv.DictWriter(file, fields)
@@ -212,7 +250,14 @@ def trim_history(csv_path, epochs_done):
             writer.writerows(rows)
 
     write_atomically(csv_path, write)
-    return rows
+
+
+def logged_number(text):
+    """A logged value as a float, NaN when missing or not a number (CSVLogger writes "NA" for no value)."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _epoch(row):
@@ -220,6 +265,71 @@ def _epoch(row):
         return int(row.get("epoch", ""))
     except ValueError:
         return float("inf")
+
+
+class InterruptedEpochEnd(keras.callbacks.Callback):
+    """Finishes, when fit starts, the epoch end that a kill after the backup cut short.
+
+    An epoch end writes the backup first, then ``best.keras`` (if the epoch
+    is the best), ``last.keras`` and the history row. Killed in between, the
+    next run resumes after that epoch, and without this the epoch would be
+    missing from the history for good, and ``best.keras`` would not hold it.
+    Placed right after `EpochBackup`, which restores the backed-up weights,
+    this rewrites ``last.keras`` from them, ``best.keras`` when the epoch
+    beat every epoch before it, and the history row from the logs stored in
+    the backup. Rewriting a checkpoint the killed run had already written
+    changes nothing, so the decision needs no file but the backup and the
+    rows before that epoch: under MultiWorkerMirroredStrategy every task
+    makes it alike (saving a model may take part in collectives, so every
+    task must save the same checkpoints).
+
+    Args:
+        backup: the `EpochBackup` fit resumes from.
+        rows: the complete history rows of the epochs before the backup's last.
+        checkpoints: ``(best, last)``: this task's checkpoint paths.
+        csv_path: this task's history file, which gets the missing row.
+        monitor: the logged metric that picks the best checkpoint (higher is better).
+        use_ema: whether the checkpoints hold the optimizer's averaged weights.
+    """
+
+    def __init__(self, backup, rows, checkpoints, csv_path, monitor, use_ema=False):
+        super().__init__()
+        self.epoch = backup.resume_epoch - 1
+        self.logs = backup.resume_logs
+        before = [logged_number(row.get(monitor)) for row in rows if _epoch(row) < self.epoch]
+        value = (self.logs or {}).get(monitor, math.nan)
+        # ModelCheckpoint(save_best_only) saves on a strict improvement, and never a NaN.
+        self.is_best = self.logs is not None and math.isfinite(value) and all(
+            value > old for old in before if math.isfinite(old)
+        )
+        self.best_path, self.last_path = map(pathlib.Path, checkpoints)
+        self.csv_path = pathlib.Path(csv_path)
+        self.use_ema = use_ema
+
+    def on_train_begin(self, logs=None):
+        if self.logs is None:  # a fresh start, or a backup written before logs were stored in it
+            return
+        ema = keras.callbacks.SwapEMAWeights() if self.use_ema else None
+        if ema:  # the checkpoints hold the averaged weights, the backup the raw ones
+            ema.set_model(self.model)
+            ema.on_test_begin()  # puts the averaged weights in the model
+        try:
+            for path in ([self.best_path] if self.is_best else []) + [self.last_path]:
+                write_atomically(path, lambda temporary: self.model.save(temporary, overwrite=True))
+        finally:
+            if ema:
+                ema.on_test_end()  # and the raw ones back, to train on
+        self._log_row()
+
+    def _log_row(self):
+        fields, rows = read_history(self.csv_path)
+        if any(_epoch(row) == self.epoch for row in rows):
+            return
+        # CSVLogger's columns: "epoch", then the logs' keys sorted.
+        fields = fields or ["epoch", *sorted(self.logs)]
+        row = {name: self.logs.get(name, "") for name in fields}
+        row["epoch"] = self.epoch
+        _write_history(self.csv_path, fields, [row for row in rows if _epoch(row) < self.epoch] + [row])
 
 
 @contextlib.contextmanager

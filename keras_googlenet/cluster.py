@@ -9,9 +9,11 @@ strategy. The training loop itself is `training.train`'s.
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
+import shutil
 import socket
 import tempfile
 
@@ -23,25 +25,52 @@ from keras_googlenet.defaults import STRATEGIES
 
 @dataclasses.dataclass(frozen=True)
 class TaskFolders:
-    output_dir: pathlib.Path  # the user's folder
-    write_dir: pathlib.Path  # where this process writes: output_dir on the chief, a temporary folder elsewhere
-    backup_dir: pathlib.Path
+    output_dir: pathlib.Path  # the user's folder, shared by every task of a cluster
+    write_dir: pathlib.Path  # where this task writes: output_dir on the chief, its scratch folder elsewhere
+    backup_dir: pathlib.Path  # where this task writes its backups
+    restore_dir: pathlib.Path  # the backups every task resumes from: the chief's, in output_dir
     chief: bool
 
 
 def task_folders(output_dir, strategy, backup_name):
-    """This task's folders: ``output_dir`` on the chief, its own elsewhere; backups under ``backup_name``."""
+    """This task's folders: ``output_dir`` on the chief, a scratch folder of its own elsewhere.
+
+    Every task resumes from the one backup the chief writes in
+    ``output_dir/backup_name``: the same file gives every task the same
+    epoch and the same weights, with no collective to agree on them (the
+    design of tf.keras' BackupAndRestore). A lost task's replacement could
+    otherwise resume one epoch apart from its peers, whose all-reduces then
+    pair off across epochs and hang. So under MultiWorkerMirroredStrategy
+    ``output_dir`` must be a folder every task sees (a shared volume); the
+    other tasks still write their backups, to their scratch folder, because
+    saving may take part in collectives that need every task.
+
+    The scratch folder is named after ``output_dir`` and the task (type and
+    index), and emptied here: a task killed before its clean-up leaves its
+    folder to its replacement, not to the temporary directory for ever.
+    """
     output_dir = pathlib.Path(output_dir)
     chief = is_chief(strategy)
-    # The Keras multi-worker guide: the other workers write to temporary
-    # folders, deleted at the end.
-    write_dir = output_dir if chief else pathlib.Path(tempfile.mkdtemp(prefix="keras_googlenet_worker_"))
-    backup_dir = output_dir / backup_name
-    if is_multi_worker(strategy):
-        # Each worker backs up its own state (weights may differ in their
-        # batch norm statistics); writing one file from all workers fails.
-        backup_dir = backup_dir / f"worker_{strategy.cluster_resolver.task_id}"
-    return TaskFolders(output_dir=output_dir, write_dir=write_dir, backup_dir=backup_dir, chief=chief)
+    write_dir = output_dir if chief else scratch_dir(output_dir, strategy)
+    if not chief:
+        shutil.rmtree(write_dir, ignore_errors=True)  # what a killed predecessor left
+        write_dir.mkdir(parents=True)
+    restore_dir = output_dir / backup_name
+    backup_dir = restore_dir if chief else write_dir / backup_name
+    return TaskFolders(output_dir, write_dir, backup_dir, restore_dir, chief)
+
+
+def scratch_dir(output_dir, strategy):
+    """A non-chief task's own folder (the Keras multi-worker guide: the other workers write to temporary folders).
+
+    Named after the task's type and index (a chief and worker 0 are two
+    tasks) and the absolute output folder, so that two runs on one host do
+    not share it and a restarted task finds its predecessor's.
+    """
+    resolver = strategy.cluster_resolver
+    digest = hashlib.sha256(os.fspath(pathlib.Path(output_dir).resolve()).encode()).hexdigest()[:12]
+    name = f"keras_googlenet_{digest}_{resolver.task_type}_{resolver.task_id}"
+    return pathlib.Path(tempfile.gettempdir()) / name
 
 
 def make_strategy(strategy="auto", devices=None):

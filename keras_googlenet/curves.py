@@ -50,12 +50,5 @@ def plot_training_curves(csv_path, png_path):
     return str(png_path)
 
 
-def number(text):
-    """A logged value as a float, NaN when missing or not a number.
-
-    CSVLogger always writes val_ columns, "NA" when there was no validation.
-    """
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
+# A logged value as a float, NaN when missing or not a number.
+number = checkpointing.logged_number

@@ -109,11 +109,12 @@ def train(
     One run at a time per ``output_dir``: a second one raises a ValueError
     at once, naming the PID of the first (`checkpointing.lock_output_dir`).
 
-    Under `MultiWorkerMirroredStrategy` every worker runs this function;
-    only the chief writes to ``output_dir`` (the others write their
-    checkpoints and logs to a temporary folder, as the Keras multi-worker
-    guide asks, deleted at the end, and their backups to
-    ``output_dir/backup/worker_<i>``).
+    Under `MultiWorkerMirroredStrategy` every task runs this function, with
+    the same ``output_dir``, which must be a folder all of them see (a
+    shared volume): only the chief writes there, and every task resumes from
+    the chief's backup in it (see `cluster.task_folders`). The other tasks
+    write their checkpoints, logs and backups to a scratch folder of their
+    own, as the Keras multi-worker guide asks, deleted at the end.
 
     Args:
         data: ``"digits"`` (the built-in offline default), an image folder or
@@ -213,7 +214,9 @@ def _train_in(folders, job, strategy, say):
         curves=str(paths / CURVES_PNG),
         csv_log=str(paths / CSV_LOG),
         tensorboard_dir=str(paths / TENSORBOARD_DIR),
-        history=history.history,
+        # The chief's CSV holds the whole run, resumed or not; History only
+        # the epochs of this fit.
+        history=_logged_history(folders.write_dir / CSV_LOG) if folders.chief else history.history,
         evaluation=scores,
         replicas=replicas,
         global_batch_size=data.global_batch_size,
@@ -280,14 +283,28 @@ def _build_model(job, strategy, data):
 
 def _fit(model, job, data, folders, say):
     """`model.fit` from the last backup, if any, with the built-in callbacks; returns its History."""
-    backup = checkpointing.EpochBackup(folders.backup_dir)
+    backup = checkpointing.EpochBackup(folders.backup_dir, folders.restore_dir)
     if backup.resume_epoch:
-        say(f"Resuming after epoch {backup.resume_epoch} from the backup in {folders.backup_dir}")
+        say(f"Resuming after epoch {backup.resume_epoch} from the backup in {folders.restore_dir}")
     # Keras prefixes metrics with the output name only for several outputs.
     monitor = ("val_" if data.validation is not None else "") + ("main_top1" if job.aux_heads else "top1")
-    logged = checkpointing.trim_history(folders.write_dir / CSV_LOG, backup.resume_epoch)
-    best_so_far = _best_logged(logged, monitor) if (folders.write_dir / BEST_CHECKPOINT).exists() else None
-    callbacks = make_callbacks(folders.write_dir, backup, monitor=monitor, use_ema=job.use_ema, best_so_far=best_so_far)
+    # Every task decides which checkpoints to save from the chief's history
+    # (in the shared output_dir), so that all of them save alike.
+    history_csv = folders.output_dir / CSV_LOG
+    if folders.chief:
+        checkpointing.trim_history(history_csv, backup.resume_epoch)
+    _, logged = checkpointing.read_history(history_csv, backup.resume_epoch)
+    interrupted = checkpointing.InterruptedEpochEnd(
+        backup, logged, (folders.write_dir / BEST_CHECKPOINT, folders.write_dir / LAST_CHECKPOINT),
+        folders.write_dir / CSV_LOG, monitor, use_ema=job.use_ema,
+    )
+    best_so_far = None
+    if (folders.output_dir / BEST_CHECKPOINT).exists() or interrupted.is_best:
+        best_so_far = _best_logged(logged + ([interrupted.logs] if interrupted.logs else []), monitor)
+    callbacks = make_callbacks(
+        folders.write_dir, backup, monitor=monitor, use_ema=job.use_ema, best_so_far=best_so_far,
+        interrupted=interrupted,
+    )
     say(f"{data.steps_per_epoch} steps per epoch; the first one compiles the model and takes longest.")
     try:
         return model.fit(
@@ -329,6 +346,12 @@ def _save_and_evaluate(model, job, data, folders):
         str(best) if best.exists() else model, job.data, split=job.validation_split, crops=1,
         batch_size=data.global_batch_size, data_dir=job.data_dir, manual_dir=job.manual_dir,
     )
+
+
+def _logged_history(csv_path):
+    """``{metric: [value per epoch]}`` as `History.history` has it, from a CSVLogger file."""
+    fields, rows = checkpointing.read_history(csv_path)
+    return {name: [curves.number(row[name]) for row in rows] for name in fields if name != "epoch"}
 
 
 def _best_logged(rows, monitor):
@@ -393,13 +416,16 @@ def make_optimizer(learning_rate, weight_decay=WEIGHT_DECAY, use_ema=False, ema_
     return optimizer
 
 
-def make_callbacks(output_dir, backup_dir, monitor="val_main_top1", use_ema=False, best_so_far=None):
+def make_callbacks(output_dir, backup_dir, monitor="val_main_top1", use_ema=False, best_so_far=None, interrupted=None):
     """The training callbacks, in the order they must run at each epoch end.
 
     The backup (`checkpointing.EpochBackup`) comes first so that it backs up
     the raw weights and optimizer state; `SwapEMAWeights` then puts the
     averaged weights in the model for the checkpoints after it (Keras'
-    documented order). Every file is written atomically.
+    documented order). Every file is written atomically. The backup also
+    holds the epoch's logs: a run killed after it, before the checkpoints
+    and the history row, finishes them when the next run starts
+    (``interrupted``), so that no epoch goes missing from the history.
 
     Args:
         output_dir: the folder of the checkpoints and logs.
@@ -408,11 +434,12 @@ def make_callbacks(output_dir, backup_dir, monitor="val_main_top1", use_ema=Fals
         use_ema: whether the optimizer keeps an average of the weights.
         best_so_far: the monitored value of the best checkpoint already saved
             (on resuming), which a new best must beat.
+        interrupted: a `checkpointing.InterruptedEpochEnd` to run right
+            after the backup restores the weights, or None.
     """
     output_dir = pathlib.Path(output_dir)
     backup = backup_dir if isinstance(backup_dir, checkpointing.EpochBackup) else checkpointing.EpochBackup(backup_dir)
-    callbacks = [
-        backup,
+    callbacks = [backup] + ([interrupted] if interrupted is not None else []) + [
         # raise_error: stop at once, before the callbacks below save a NaN
         # model or the backup above is overwritten with NaN weights.
         keras.callbacks.TerminateOnNaN(raise_error=True),

@@ -1,9 +1,11 @@
 """A training run's files survive SIGKILL mid-write, damaged backups and a second run on the same folder."""
 
+import csv
 import json
 import logging
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import time
@@ -231,3 +233,95 @@ def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_o
     rows = (tmp_path / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # epoch 2 logged once, not twice
     assert not (tmp_path / "train.lock").exists()
+
+
+def _layer_arrays(path):
+    """The model weights ("layers/...") of a .weights.h5 or .keras file, by name."""
+    if str(path).endswith(".keras"):
+        import io
+        import zipfile
+
+        with zipfile.ZipFile(path) as archive:
+            path = io.BytesIO(archive.read("model.weights.h5"))
+    arrays = {}
+    with h5py.File(path, "r") as file:
+        file["layers"].visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+class SaveEachEpoch(keras.callbacks.Callback):
+    """After the built-in callbacks: the weights that best.keras and last.keras got at each epoch end."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.model.save_weights(self.folder / f"epoch_{epoch}.weights.h5")
+
+
+class DieAfterTheHistoryRow(keras.callbacks.Callback):
+    """Runs after CSVLogger (the user's callbacks come after the built-in ones)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KilledWhileWriting
+
+
+# The writes of an epoch end, in their order: (the file written just before
+# the kill, the epoch, counted from 0, whose end is cut short).
+EPOCH_END_KILLS = {
+    "after_the_first_backup": ("training_metadata.json", 0),
+    "after_the_second_backup": ("training_metadata.json", 1),
+    "after_the_first_best_checkpoint": ("best.keras", 0),
+    "after_the_last_checkpoint": ("last.keras", 1),
+    "after_the_history_row": ("history.csv", 1),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", EPOCH_END_KILLS)
+def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_best_epoch(kill, tmp_path, monkeypatch):
+    written, epoch = EPOCH_END_KILLS[kill]
+    run, probe = tmp_path / "run", tmp_path / "probe"
+    probe.mkdir()
+    settings = dict(
+        output_dir=run, epochs=3, steps_per_epoch=2, batch_size=4, image_size=32, aux_heads=False,
+        validation_split=None, learning_rate=0.05, verbose=0, print_fn=lambda line: None,
+    )
+    real_write = checkpointing.write_atomically
+    writes = []
+
+    def write_then_die(path, write):
+        real_write(path, write)
+        writes.append(pathlib.Path(path).name)
+        if pathlib.Path(path).name == written and writes.count(written) == epoch + 1:
+            raise KilledWhileWriting
+
+    monkeypatch.setattr(checkpointing, "write_atomically", write_then_die)
+    killer = [DieAfterTheHistoryRow(epoch)] if written == "history.csv" else []  # CSVLogger writes no temporary file
+    with pytest.raises(KilledWhileWriting):
+        training.train(callbacks=[*killer, SaveEachEpoch(probe)], **settings)
+    monkeypatch.undo()
+    # The killed epoch's weights: the backup's (no EMA, so the checkpoints' too).
+    shutil.copy(run / "backup" / "latest.weights.h5", probe / f"epoch_{epoch}.weights.h5")
+
+    lines = []
+    training.train(callbacks=[SaveEachEpoch(probe)], **{**settings, "print_fn": lines.append})
+
+    with open(run / "history.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["history"]["loss"] == pytest.approx([float(row["loss"]) for row in rows])
+    # ModelCheckpoint keeps the first of equal scores.
+    top1 = [float(row["top1"]) for row in rows]
+    best_epoch = top1.index(max(top1))
+    best, expected = _layer_arrays(run / "best.keras"), _layer_arrays(probe / f"epoch_{best_epoch}.weights.h5")
+    assert best.keys() == expected.keys() and len(best) > 50
+    for name in best:
+        np.testing.assert_array_equal(best[name], expected[name], err_msg=name)

@@ -8,6 +8,7 @@ SIGKILL needs a process to kill.
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import subprocess
@@ -18,11 +19,13 @@ import h5py
 import numpy as np
 import pytest
 
-from keras_googlenet import cluster
+import local_cluster
 
 pytestmark = pytest.mark.slow
 
 TIMEOUT_S = 400
+# How long a task may take to notice that a peer is gone and exit.
+SURVIVOR_TIMEOUT_S = 300
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # One SGD step of the same global batch of 4, on 2 logical CPUs (2 per
@@ -132,43 +135,56 @@ def test_mirrored_step_on_two_logical_cpus_matches_one_device_on_the_same_global
         np.testing.assert_allclose(after_mirrored - before, after_single - before, atol=1e-3 * step, rtol=1e-3)
 
 
-def test_two_local_workers_train_one_epoch_and_only_the_chief_writes_the_checkpoint(tmp_path):
+# The shapes of TF_CONFIG that engines give: Kubeflow's TFJob with a Chief
+# replica and Vertex AI name a "chief" task beside the workers; Ray Train
+# and TFJob without a Chief give workers only, worker 0 acting as chief.
+CLUSTER_SHAPES = {
+    "chief_and_worker": {"chief": 1, "worker": 1},
+    "workers_only": {"worker": 2},
+    "single_worker": {"worker": 1},
+}
+TINY_RUN = ("--steps-per-epoch", "1", "--batch-size", "2", "--image-size", "80", "--validation-split", "none", "--verbose", "2")
+
+
+def logged_epochs(output_dir):
+    rows = (output_dir / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,")
+    return [int(row.split(",")[0]) for row in rows[1:]]
+
+
+@pytest.mark.parametrize("shape", CLUSTER_SHAPES)
+def test_every_cluster_shape_trains_and_only_the_chief_writes_the_run(shape, tmp_path):
     output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
     temporary.mkdir()
-    command = _python(
-        "-m", "keras_googlenet.cli", "train", "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2",
-        "--image-size", "80", "--validation-split", "none", "--output-dir", str(output_dir), "--verbose", "0",
-    )
-    workers = [
-        subprocess.Popen(
-            command, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env={**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(temporary)},
-        )
-        for tf_config in cluster.local_worker_configs(2)
-    ]
-    try:
-        logs = [worker.communicate(timeout=TIMEOUT_S)[0] for worker in workers]
-    finally:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.kill()
-    assert [worker.returncode for worker in workers] == [0, 0], "\n".join(log[-3000:] for log in logs)
+    configs = local_cluster.tf_configs(CLUSTER_SHAPES[shape])
+    command = local_cluster.train_command("--epochs", "2", *TINY_RUN, "--output-dir", str(output_dir))
+    with local_cluster.LocalCluster(configs, command, tmp_path, temporary) as tasks:
+        codes = tasks.wait(TIMEOUT_S)
+        assert codes == [0] * len(configs), tasks.report()
+        chief, *others = tasks.names
+        chief_log, other_logs = tasks.log(chief), [tasks.log(name) for name in others]
 
-    chief_log, other_log = logs
-    assert "with MultiWorkerMirroredStrategy (2 replica(s), global batch 4)" in chief_log
+    replicas = len(configs)
+    strategy = "MultiWorkerMirroredStrategy" if replicas > 1 else "the default strategy"
+    assert f"with {strategy} ({replicas} replica(s), global batch {2 * replicas})" in chief_log
     assert f"Last checkpoint: {output_dir / 'last.keras'}" in chief_log
-    assert "Last checkpoint" not in other_log  # the other worker wrote to a temporary folder
-    assert sorted(p.name for p in (output_dir / "backup").iterdir()) == ["worker_0", "worker_1"]
-    assert not list(temporary.glob("keras_googlenet_worker_*"))  # the other worker's folder is deleted
+    for log in other_logs:
+        assert "Last checkpoint" not in log  # the others wrote to scratch folders
+    # One backup, the chief's, which every task resumes from.
+    assert sorted(p.name for p in (output_dir / "backup").iterdir()) == [
+        "latest.weights.h5", "previous.weights.h5", "training_metadata.json"
+    ]
+    assert not list(temporary.glob("keras_googlenet_*"))  # the scratch folders are deleted
     assert not (output_dir / "train.lock").exists()  # taken by the chief only, and released
+    assert logged_epochs(output_dir) == [0, 1]
+    summary = json.loads((output_dir / "summary.json").read_text())
+    assert len(summary["history"]["loss"]) == 2
 
     import keras
 
     model = keras.saving.load_model(output_dir / "last.keras", compile=False)
     assert model.output_names == ["main", "aux1", "aux2"]
     assert model.input_shape == (None, 80, 80, 3)
-    rows = (output_dir / "history.csv").read_text().splitlines()
-    assert len(rows) == 2 and "main_loss" in rows[0]
 
 
 def test_a_run_killed_with_sigkill_resumes_at_the_next_epoch_with_the_backed_up_weights(tmp_path):
@@ -205,3 +221,40 @@ def test_a_run_killed_with_sigkill_resumes_at_the_next_epoch_with_the_backed_up_
         np.testing.assert_array_equal(restored[name], backed_up[name], err_msg=name)
     assert json.loads(metadata.read_text())["epoch"] == 8
     assert (output_dir / "last.keras").is_file()
+
+
+def test_a_worker_killed_at_an_epoch_end_costs_no_epoch_when_the_cluster_restarts(tmp_path):
+    output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
+    temporary.mkdir()
+    metadata = output_dir / "backup" / "training_metadata.json"
+    command = local_cluster.train_command("--epochs", "3", *TINY_RUN, "--output-dir", str(output_dir))
+    # Ray Train's shape; worker 1 is not the chief, and writes no backup there.
+    shape = {"worker": 2}
+    (tmp_path / "first").mkdir()
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "first", temporary) as first:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (metadata.is_file() and json.loads(metadata.read_text())["epoch"] >= 1):
+            assert None in first.wait(0.02) and time.monotonic() < deadline, first.report()
+        assert first.kill("worker1") == -signal.SIGKILL
+        # Nobody kills the survivor here (Ray would): it must not wait for its lost peer for ever.
+        started = time.monotonic()
+        survivor = first.wait(SURVIVOR_TIMEOUT_S)[0]
+        survivor_s = time.monotonic() - started
+        survivor_log = first.log("worker0")
+    print(f"The chief exited with {survivor} {survivor_s:.0f} s after its peer was killed")
+    assert survivor not in (None, 0), survivor_log[-3000:]
+    resumed = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= resumed < 3
+    assert list(temporary.glob("keras_googlenet_*_worker_1"))  # the killed worker's scratch folder, left behind
+
+    (tmp_path / "second").mkdir()
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "second", temporary) as second:
+        assert second.wait(TIMEOUT_S) == [0, 0], second.report()
+        logs = [second.log(name) for name in second.names]
+    for log in logs:
+        assert f"Resuming after epoch {resumed} from the backup in {output_dir / 'backup'}" in log
+        # Keras numbers epochs from 1: the first one run is the first unfinished.
+        assert re.findall(r"^Epoch (\d+)/3$", log, re.MULTILINE)[0] == str(resumed + 1)
+    assert logged_epochs(output_dir) == [0, 1, 2]
+    assert json.loads(metadata.read_text())["epoch"] == 3
+    assert not list(temporary.glob("keras_googlenet_*"))  # reused, then deleted
