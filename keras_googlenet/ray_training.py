@@ -77,7 +77,7 @@ def train_on_ray(
         A `ray.train.Result`: ``.metrics`` holds the chief's summary (the
         fields of `training.TrainingResult`), ``.error`` the failure, if any.
     """
-    _check_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures)
+    check_ray_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures)
     ray, ray_train, TensorflowTrainer = _import_ray()
     output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
     started = _init_ray(ray, address, debug)
@@ -99,7 +99,10 @@ def train_on_ray(
             ),
         )
         with contextlib.nullcontext() if relay is None else relay:
-            return trainer.fit()
+            try:
+                return trainer.fit()
+            except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
+                raise _bad_input(error) or error
     finally:
         if started:
             ray.shutdown()
@@ -226,6 +229,14 @@ def _init_ray(ray, address, debug):
     ray.init(address=address, **settings)
     return True
 
+def _bad_input(error):
+    """The chief's ValueError (bad input: a missing folder, a bad value), for a one-line report; else None."""
+    failure = error.worker_failures.get(0)
+    while failure is not None and not isinstance(failure, ValueError):
+        failure = getattr(failure, "cause", None) or failure.__cause__
+    return None if failure is None else ValueError(str(failure).strip().splitlines()[0])
+
+
 def _import_ray():
     try:
         import ray
@@ -236,7 +247,8 @@ def _import_ray():
     return ray, ray.train, TensorflowTrainer
 
 
-def _check_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures):
+def check_ray_arguments(workers, address=None, gpus_per_worker=0, cpus_per_worker=1, max_failures=DEFAULT_RAY_MAX_FAILURES):
+    """Raises a one-line ValueError for a bad value of `train_on_ray`'s own arguments; imports nothing."""
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
     if address is not None and (not isinstance(address, str) or not address):
