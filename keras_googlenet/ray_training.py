@@ -82,7 +82,7 @@ def train_on_ray(
     output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
     started = _init_ray(ray, address, debug)
     try:
-        relay = None if debug else _Relay(ray)
+        relay = None if debug else _Relay()
         trainer = TensorflowTrainer(
             _worker_loop,
             train_loop_config={
@@ -102,7 +102,10 @@ def train_on_ray(
             try:
                 return trainer.fit()
             except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
-                raise _bad_input(error) or error
+                bad_input = _bad_input(error)
+                if bad_input is None:
+                    raise
+                raise bad_input from None
     finally:
         if started:
             ray.shutdown()
@@ -165,7 +168,7 @@ class _Relay:
     prints), so it is off, and the chief's lines come through a queue.
     """
 
-    def __init__(self, ray):
+    def __init__(self):
         from ray.util.queue import Queue
 
         self.queue = Queue(actor_options={"num_cpus": 0})
@@ -228,6 +231,7 @@ def _init_ray(ray, address, debug):
         settings.update(object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=debug)
     ray.init(address=address, **settings)
     return True
+
 
 def _bad_input(error):
     """The chief's ValueError (bad input: a missing folder, a bad value), for a one-line report; else None."""
