@@ -234,11 +234,15 @@ def _init_ray(ray, address, debug):
 
 
 def _bad_input(error):
-    """The chief's ValueError (bad input: a missing folder, a bad value), for a one-line report; else None."""
-    failure = error.worker_failures.get(0)
-    while failure is not None and not isinstance(failure, ValueError):
-        failure = getattr(failure, "cause", None) or failure.__cause__
-    return None if failure is None else ValueError(str(failure).strip().splitlines()[0])
+    """The chief's bad-input error (ValueError, OSError), in one line, as `train` raised it; else None."""
+    failure = error.worker_failures.get(0)  # rank 0's exception itself: Train V2 unwraps it
+    if not isinstance(failure, (ValueError, OSError)):
+        return None
+    message = str(failure).strip().splitlines()[0]
+    try:
+        return type(failure)(message)
+    except TypeError:  # an exception class with other arguments
+        return ValueError(message)
 
 
 def _import_ray():

@@ -78,6 +78,36 @@ def test_without_ray_the_command_says_how_to_install_it(tmp_path, monkeypatch, c
     assert not out.exists()
 
 
+def test_the_chiefs_stdout_reaches_the_relay_queue_one_whole_line_at_a_time():
+    class FakeQueue(list):
+        put = list.append
+
+    queue = FakeQueue()
+    writer = ray_training._QueueWriter(queue)
+    writer.write("Epoch 1/2\n3/3 - 10s")
+    writer.write(" - loss: 4.0\nTrained")
+    assert queue == ["Epoch 1/2\n", "3/3 - 10s - loss: 4.0\n"]
+    writer.flush()
+    assert queue[-1] == "Trained"
+
+
+@pytest.mark.parametrize(
+    "failure, expected",
+    [
+        (FileNotFoundError("The image folder does not exist. Received: source='/x'\nmore"),
+         FileNotFoundError("The image folder does not exist. Received: source='/x'")),
+        (ValueError("`epochs` must be an int >= 1. Received: epochs=0"), ValueError("`epochs` must be an int >= 1. Received: epochs=0")),
+        (RuntimeError("Collective ops is aborted"), None),
+    ],
+)
+def test_a_workers_bad_input_is_raised_on_the_driver_as_its_own_one_line_error(failure, expected):
+    class FakeWorkerGroupError(Exception):
+        worker_failures = {0: failure}
+
+    raised = ray_training._bad_input(FakeWorkerGroupError())
+    assert (type(raised), str(raised)) == (type(expected), str(expected)) if expected else raised is None
+
+
 @pytest.mark.slow
 def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp_path):
     out, scratch = tmp_path / "out", tmp_path / "tmp"
