@@ -3,9 +3,11 @@
 Each worker runs the same ``keras-googlenet train`` command with its own
 TF_CONFIG; `keras_googlenet.training` sees a cluster of several workers and
 picks MultiWorkerMirroredStrategy. Worker 0 is the chief and writes the
-checkpoints, logs and curves to ``--output-dir``; the others write theirs
-to temporary folders. On real machines, run the same command on each host
-with TF_CONFIG naming every host and its own index.
+checkpoints, logs, curves and the backup to ``--output-dir``; the others
+write theirs to scratch folders, and every worker resumes from the chief's
+backup. On real machines, run the same command on each host with TF_CONFIG
+naming every host and its own index, and ``--output-dir`` on a folder they
+all share (see README.md, "Beyond one machine").
 
     python examples/multiworker_launch.py --workers 2 -- --epochs 1 --steps-per-epoch 4 --image-size 80
 

@@ -325,11 +325,19 @@ class InterruptedEpochEnd(keras.callbacks.Callback):
         fields, rows = read_history(self.csv_path)
         if any(_epoch(row) == self.epoch for row in rows):
             return
-        # CSVLogger's columns: "epoch", then the logs' keys sorted.
-        fields = fields or ["epoch", *sorted(self.logs)]
-        row = {name: self.logs.get(name, "") for name in fields}
+        fields = fields or _csv_logger_columns(self.logs)
+        row = {name: self.logs.get(name, "NA") for name in fields}
         row["epoch"] = self.epoch
         _write_history(self.csv_path, fields, [row for row in rows if _epoch(row) < self.epoch] + [row])
+
+
+def _csv_logger_columns(logs):
+    # CSVLogger's: "epoch", the logs' keys sorted, and with no validation
+    # "val_" ones too (written "NA"), so that its later rows fit the header.
+    keys = sorted(logs)
+    if not any(key.startswith("val_") for key in keys):
+        keys += [f"val_{key}" for key in keys]
+    return ["epoch", *keys]
 
 
 @contextlib.contextmanager

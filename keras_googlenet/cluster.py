@@ -54,7 +54,7 @@ def task_folders(output_dir, strategy, backup_name):
     write_dir = output_dir if chief else scratch_dir(output_dir, strategy)
     if not chief:
         shutil.rmtree(write_dir, ignore_errors=True)  # what a killed predecessor left
-        write_dir.mkdir(parents=True)
+        write_dir.mkdir(parents=True, exist_ok=True)
     restore_dir = output_dir / backup_name
     backup_dir = restore_dir if chief else write_dir / backup_name
     return TaskFolders(output_dir, write_dir, backup_dir, restore_dir, chief)

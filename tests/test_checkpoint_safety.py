@@ -229,7 +229,7 @@ def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_o
         result = training.train(epochs=3, **settings)
     assert f"Resuming after epoch 1 from the backup in {tmp_path / 'backup'}" in lines
     assert any("latest.weights.h5 (OSError" in r.getMessage() for r in caplog.records)
-    assert list(result.history) and len(result.history["loss"]) == 2  # epochs 2 and 3, trained after the first
+    assert len(result.history["loss"]) == 3  # the whole run, not only the epochs after the resume
     rows = (tmp_path / "history.csv").read_text().splitlines()
     assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # epoch 2 logged once, not twice
     assert not (tmp_path / "train.lock").exists()
@@ -316,6 +316,7 @@ def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_
     with open(run / "history.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     assert [int(row["epoch"]) for row in rows] == [0, 1, 2]
+    assert all(None not in row and None not in row.values() for row in rows)  # every row fits the header
     summary = json.loads((run / "summary.json").read_text())
     assert summary["history"]["loss"] == pytest.approx([float(row["loss"]) for row in rows])
     # ModelCheckpoint keeps the first of equal scores.
@@ -325,3 +326,37 @@ def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_
     assert best.keys() == expected.keys() and len(best) > 50
     for name in best:
         np.testing.assert_array_equal(best[name], expected[name], err_msg=name)
+
+
+def test_an_interrupted_epoch_end_is_finished_with_the_averaged_weights_in_the_checkpoints_and_the_raw_ones_kept(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.5), "mse")
+    model.fit(X, Y, epochs=2, batch_size=4, shuffle=False, verbose=0, callbacks=[checkpointing.EpochBackup(tmp_path / "backup")])
+    averaged = model.get_weights()  # fit ends by putting the averaged weights in the model
+    raw = _layer_arrays(tmp_path / "backup" / "latest.weights.h5")  # the backup holds the raw ones
+    assert not np.allclose(averaged[0], raw["dense/vars/0"])
+    # Killed after the backup of epoch 2, before its checkpoints and history row.
+    resumed = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    resumed.compile(keras.optimizers.SGD(0.1, momentum=0.9, use_ema=True, ema_momentum=0.5), "mse")
+    backup = checkpointing.EpochBackup(tmp_path / "backup")
+    (tmp_path / "history.csv").write_text("epoch,loss\n0,9.0\n")
+    _, rows = checkpointing.read_history(tmp_path / "history.csv")
+    finish = checkpointing.InterruptedEpochEnd(
+        backup, rows, (tmp_path / "best.keras", tmp_path / "last.keras"), tmp_path / "history.csv", "loss", use_ema=True
+    )
+    assert (backup.resume_epoch, finish.is_best) == (2, False)  # loss is not "higher is better"
+    starts = []
+    probe = keras.callbacks.LambdaCallback(on_train_begin=lambda logs: starts.append(resumed.get_weights()))
+    resumed.fit(X, Y, epochs=2, initial_epoch=2, verbose=0, callbacks=[backup, finish, probe])
+
+    last = keras.saving.load_model(tmp_path / "last.keras")
+    for got, want in zip(last.get_weights(), averaged):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(starts[0][0], raw["dense/vars/0"], rtol=1e-6, atol=1e-6)  # training goes on from the raw weights
+    assert not (tmp_path / "best.keras").exists()
+    rows = (tmp_path / "history.csv").read_text().splitlines()
+    assert rows[0] == "epoch,loss" and [row.split(",")[0] for row in rows[1:]] == ["0", "1"]
+    with h5py.File(tmp_path / "backup" / "latest.weights.h5") as file:
+        logged = json.loads(file.attrs["keras_googlenet_epoch_logs"])
+    assert float(rows[2].split(",")[1]) == pytest.approx(logged["loss"]) and logged["loss"] < 9
