@@ -20,6 +20,7 @@ import tempfile
 
 from keras_googlenet import defaults
 
+_RAY_EXTRA = 'pip install "keras-googlenet[ray]"'
 _DEBUG_HELP = "show the full traceback of an error, and TensorFlow's start-up logs"
 
 
@@ -217,7 +218,40 @@ def _add_train(subparsers):
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
     parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
-    _finish(parser, _train, check=_check_train, source="data")
+    _add_ray_options(parser)
+    _finish(parser, _train, check=_check_train, source="data", workers="ray_workers", address="ray_address", gpus_per_worker="ray_gpus_per_worker", cpus_per_worker="ray_cpus_per_worker", max_failures="ray_max_failures")
+
+
+def _add_ray_options(parser):
+    group = parser.add_argument_group("Ray Train", f"run the same training on a Ray cluster (needs {_RAY_EXTRA})")
+    group.add_argument("--ray-workers", type=int, default=None, metavar="N", help="train on N Ray Train workers, one MultiWorkerMirroredStrategy replica each (default: no Ray)")
+    group.add_argument("--ray-address", default=None, metavar="ADDR", help="the Ray cluster to join, e.g. 'auto' or 'ray://head:10001' (default: a new local one)")
+    group.add_argument("--ray-gpus-per-worker", type=float, default=0, metavar="G", help="GPUs each worker reserves (default: 0)")
+    group.add_argument("--ray-cpus-per-worker", type=float, default=1, metavar="C", help="CPUs each worker reserves; its TensorFlow threads follow (default: 1)")
+    group.add_argument("--ray-max-failures", type=int, default=defaults.DEFAULT_RAY_MAX_FAILURES, metavar="K", help=f"worker losses Ray recovers from by restarting the group, which resumes at the first unfinished epoch; -1: no limit (default: {defaults.DEFAULT_RAY_MAX_FAILURES})")
+
+
+def _train(args):
+    kwargs = _train_arguments(args)
+    if args.ray_workers is not None or args.ray_address is not None:
+        return _train_on_ray(args, kwargs)
+    from keras_googlenet import training
+
+    training.train(**kwargs)
+
+
+def _train_on_ray(args, kwargs):
+    from keras_googlenet import ray_training
+
+    try:
+        result = ray_training.train_on_ray(
+            args.ray_workers, address=args.ray_address, gpus_per_worker=args.ray_gpus_per_worker,
+            cpus_per_worker=args.ray_cpus_per_worker, max_failures=args.ray_max_failures, debug=args.debug, **kwargs,
+        )
+    except ray_training.RayNotInstalled:
+        raise ValueError(f"--ray-workers needs Ray Train, which is not installed: {_RAY_EXTRA}") from None
+    if result.error is not None:
+        raise result.error
 
 
 def _train_arguments(args):
@@ -236,15 +270,16 @@ def _train_arguments(args):
 
 
 def _check_train(args):
-    from keras_googlenet import train_arguments
+    from keras_googlenet import ray_training, train_arguments  # both light: no TensorFlow, no Ray
 
     train_arguments.check_train_arguments(**_train_arguments(args))
-
-
-def _train(args):
-    from keras_googlenet import training
-
-    training.train(**_train_arguments(args))
+    if args.ray_workers is None and args.ray_address is not None:
+        raise ValueError(f"--ray-address needs --ray-workers. Received: ray_address={args.ray_address!r}")
+    if args.ray_workers is not None:
+        ray_training.check_ray_arguments(
+            args.ray_workers, args.ray_address, args.ray_gpus_per_worker, args.ray_cpus_per_worker,
+            args.ray_max_failures,
+        )
 
 
 def _add_evaluate(subparsers):
