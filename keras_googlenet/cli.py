@@ -175,7 +175,7 @@ def _predict(args):
 
         written = cam_images.write_cam_images(args.model, args.images, args.cam, top=args.top_k, labels=args.labels)
         print(f"Grad-CAM pictures: {len(written)} in {args.cam}")
-    return 1 if failed else 0  # every other image is printed; the unreadable ones are named on stderr
+    return 1 if failed else 0  # every other image is printed; each unreadable one is named once, in its place
 
 
 def _add_train(subparsers):
