@@ -116,6 +116,7 @@ def _add_export(subparsers):
 def _export(args):
     from keras_googlenet import export
 
+    _show_native_logs_if_debug(args)
     formats = "all" if args.format == "all" else [args.format]
     paths = export.export(
         args.checkpoint, args.output_dir, formats=formats, quantize=args.quantize, calibration_data=args.calibration_data,
@@ -148,10 +149,21 @@ def _add_verify(subparsers):
 def _verify(args):
     from keras_googlenet import images, verify
 
+    _show_native_logs_if_debug(args)
     verify.run(
         args.checkpoint, args.exports, images=args.images or images.sample_photos(), int8_images=args.int8_images,
         report_path=args.report or os.path.join(args.exports, "parity.json"), labels=args.labels, mediapipe=args.mediapipe,
     )
+
+
+def _show_native_logs_if_debug(args):
+    """--debug: `native_stderr` hides nothing (the converter's and LiteRT's own lines)."""
+    if getattr(args, "debug", False):
+        import logging
+
+        from keras_googlenet import native_stderr
+
+        logging.getLogger(native_stderr.LOGGER_NAME).setLevel(logging.DEBUG)
 
 
 def _add_predict(subparsers):
@@ -171,6 +183,7 @@ def _add_predict(subparsers):
 def _predict(args):
     from keras_googlenet import predict
 
+    _show_native_logs_if_debug(args)
     if args.cam and not args.model.endswith(".keras"):
         # Before any work: exported models keep no gradients.
         raise ValueError(f"--cam needs a .keras checkpoint: exported models have no gradients. Received: MODEL={args.model!r}")
@@ -180,7 +193,7 @@ def _predict(args):
 
         written = cam_images.write_cam_images(args.model, args.images, args.cam, top=args.top_k, labels=args.labels)
         print(f"Grad-CAM pictures: {len(written)} in {args.cam}")
-    return 1 if failed else 0  # every other image is printed; the unreadable ones are named on stderr
+    return 1 if failed else 0  # every other image is printed; each unreadable one is named once, in its place
 
 
 def _add_train(subparsers):

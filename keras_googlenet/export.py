@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 
 from keras_googlenet import images as images_lib
-from keras_googlenet import model_info, tflite_metadata
+from keras_googlenet import model_info, native_stderr, tflite_metadata
 from keras_googlenet.defaults import (  # noqa: F401 (re-exported)
     DEFAULT_OPSET,
     EXPORT_FORMATS,
@@ -251,7 +251,8 @@ def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info,
         converter.representative_dataset = lambda: ([batch[i : i + 1]] for batch in calibration for i in range(len(batch)))
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = getattr(tf, int8_io)
-    flatbuffer = converter.convert()
+    with native_stderr.quiet():  # the calibrator prints "fully_quantize: 0, ..."
+        flatbuffer = converter.convert()
     if quantize == "int8":
         _check_input_quantization(flatbuffer, int8_io)
     model_metadata = tflite_metadata.classifier_metadata(
@@ -315,7 +316,7 @@ def export_onnx(model, path, info=None, opset=DEFAULT_OPSET):
     model = with_preprocessing(model, info.variant)
     _prepare_output_dir(pathlib.Path(path).parent, "path")
     size = info.image_size
-    with _atomic_path(path) as scratch:
+    with _atomic_path(path) as scratch, native_stderr.quiet():  # tf2onnx's `np.object` FutureWarning
         model.export(
             str(scratch),
             format="onnx",
