@@ -1,10 +1,13 @@
 """GoogLeNet (Inception v1) for Keras 3: builder, training, weights and export.
 
-The public names are imported on first use (PEP 562): importing the package,
-or running ``keras-googlenet --help``, loads no Keras or TensorFlow.
+The public names and the submodules are imported on first use (PEP 562, as
+scientific-python's SPEC 1 lazy loading does): importing the package, or
+running ``keras-googlenet --help``, loads no Keras or TensorFlow, and
+``keras_googlenet.training.train`` still works after ``import keras_googlenet``.
 """
 
 import importlib
+import pkgutil
 
 __version__ = "0.1.0"
 
@@ -20,9 +23,13 @@ _LAZY = {
 }
 
 __all__ = sorted(_LAZY)
+# The submodules and subpackages, listed from the folder without importing any.
+_SUBMODULES = frozenset(module.name for module in pkgutil.iter_modules(__path__))
 
 
 def __getattr__(name):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import binds it here too
     if name not in _LAZY:
         raise AttributeError(f"module 'keras_googlenet' has no attribute {name!r}")
     value = getattr(importlib.import_module(_LAZY[name]), name)
@@ -31,4 +38,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)

@@ -58,23 +58,37 @@ def grad_cam(model, images, class_index=None, head="main", layer=None, batch_siz
         ``(heatmaps, class_indices)``: float32 (n, height, width) in [0, 1],
         each map divided by its maximum (all zeros where no location raises
         the class score: a flat map), and the int classes they are for.
+        `grad_cam_with_logits` also returns the head's logits.
+    """
+    heatmaps, indices, _ = grad_cam_with_logits(model, images, class_index, head, layer, batch_size)
+    return heatmaps, indices
+
+
+def grad_cam_with_logits(model, images, class_index=None, head="main", layer=None, batch_size=32):
+    """`grad_cam`, plus the head's logits (n, classes) from the same forward pass.
+
+    One forward pass per batch gives the logits, the top classes and the
+    feature maps; the backward pass reuses it. A caller that shows scores
+    beside the map (``predict --cam``) takes them from here, so they are the
+    scores of exactly the pixels mapped.
     """
     import keras
 
     images = _check_images(images, model)
     features_model, tail = split_at(model, layer or default_layer(head), head)
     classes = int(tail.output_shape[-1])
-    if class_index is None:
-        probabilities = _predict(features_model, tail, images, batch_size)
-        indices = np.argmax(probabilities, axis=-1)
-    else:
-        indices = _class_indices(class_index, len(images), classes)
-    maps = []
+    chosen = None if class_index is None else _class_indices(class_index, len(images), classes)
+    maps, logits, indices = [], [], []
     for start in range(0, len(images), batch_size):
         features = features_model(images[start : start + batch_size], training=False)
-        gradients = _class_gradients(tail, features, indices[start : start + batch_size])
+        batch_logits, pullback = _logits_and_pullback(tail, features)
+        batch_logits = keras.ops.convert_to_numpy(batch_logits)
+        batch_indices = np.argmax(batch_logits, axis=-1) if chosen is None else chosen[start : start + batch_size]
+        gradients = pullback(keras.ops.one_hot(keras.ops.convert_to_tensor(batch_indices, "int32"), classes))
         maps.append(_weighted_maps(keras.ops.convert_to_numpy(features), keras.ops.convert_to_numpy(gradients)))
-    return _upsample(np.concatenate(maps), images.shape[1:3]), indices.astype(int)
+        logits.append(batch_logits)
+        indices.append(batch_indices)
+    return _upsample(np.concatenate(maps), images.shape[1:3]), np.concatenate(indices).astype(int), np.concatenate(logits)
 
 
 def split_at(model, layer, head="main"):
@@ -99,43 +113,36 @@ def split_at(model, layer, head="main"):
     return keras.Model(model.input, features), tail
 
 
-def _predict(features_model, tail, images, batch_size):
-    import keras
+def _logits_and_pullback(tail, features):
+    """The head's logits at ``features``, and ``pullback(w)``: d(sum of w * logits) / d(features).
 
-    logits = [keras.ops.convert_to_numpy(tail(features_model(images[i : i + batch_size], training=False), training=False))
-              for i in range(0, len(images), batch_size)]
-    return np.concatenate(logits)
-
-
-def _class_gradients(tail, features, indices):
-    """d(sum over the batch of each image's class logit) / d(features), with the backend's autodiff."""
+    The backward pass reuses the forward one, with the backend's own autodiff
+    (TF's tape, ``jax.vjp``, torch autograd).
+    """
     import keras
 
     backend = keras.backend.backend()
-    one_hot = keras.ops.one_hot(keras.ops.convert_to_tensor(indices, "int32"), int(tail.output_shape[-1]))
     if backend == "tensorflow":
         import tensorflow as tf
 
         features = tf.convert_to_tensor(features)
         with tf.GradientTape() as tape:
             tape.watch(features)
-            score = tf.reduce_sum(tail(features, training=False) * one_hot)
-        return tape.gradient(score, features)
+            logits = tail(features, training=False)
+        return logits, lambda weights: tape.gradient(logits, features, output_gradients=tf.cast(weights, logits.dtype))
     if backend == "jax":
         import jax
 
         trainable = [v.value for v in tail.trainable_variables]
         frozen = [v.value for v in tail.non_trainable_variables]
-
-        def score(values):
-            logits, _ = tail.stateless_call(trainable, frozen, values, training=False)
-            return (logits * one_hot).sum()
-
-        return jax.grad(score)(features)
+        logits, vjp = jax.vjp(lambda values: tail.stateless_call(trainable, frozen, values, training=False)[0], features)
+        return logits, lambda weights: vjp(weights.astype(logits.dtype))[0]
     if backend == "torch":
+        import torch
+
         features = features.detach().clone().requires_grad_(True)
-        (tail(features, training=False) * one_hot).sum().backward()
-        return features.grad
+        logits = tail(features, training=False)
+        return logits, lambda weights: torch.autograd.grad(logits, features, weights.to(logits.dtype))[0]
     raise ValueError(f"Grad-CAM needs the tensorflow, jax or torch backend. Received: backend={backend!r}")
 
 

@@ -20,6 +20,7 @@ import tempfile
 
 from keras_googlenet import defaults
 
+_RAY_EXTRA = 'pip install "keras-googlenet[ray]"'
 _DEBUG_HELP = "show the full traceback of an error, and TensorFlow's start-up logs"
 
 
@@ -115,6 +116,7 @@ def _add_export(subparsers):
 def _export(args):
     from keras_googlenet import export
 
+    _show_native_logs_if_debug(args)
     formats = "all" if args.format == "all" else [args.format]
     paths = export.export(
         args.checkpoint, args.output_dir, formats=formats, quantize=args.quantize, calibration_data=args.calibration_data,
@@ -147,10 +149,21 @@ def _add_verify(subparsers):
 def _verify(args):
     from keras_googlenet import images, verify
 
+    _show_native_logs_if_debug(args)
     verify.run(
         args.checkpoint, args.exports, images=args.images or images.sample_photos(), int8_images=args.int8_images,
         report_path=args.report or os.path.join(args.exports, "parity.json"), labels=args.labels, mediapipe=args.mediapipe,
     )
+
+
+def _show_native_logs_if_debug(args):
+    """--debug: `native_stderr` hides nothing (the converter's and LiteRT's own lines)."""
+    if getattr(args, "debug", False):
+        import logging
+
+        from keras_googlenet import native_stderr
+
+        logging.getLogger(native_stderr.LOGGER_NAME).setLevel(logging.DEBUG)
 
 
 def _add_predict(subparsers):
@@ -170,6 +183,7 @@ def _add_predict(subparsers):
 def _predict(args):
     from keras_googlenet import predict
 
+    _show_native_logs_if_debug(args)
     if args.cam and not args.model.endswith(".keras"):
         # Before any work: exported models keep no gradients.
         raise ValueError(f"--cam needs a .keras checkpoint: exported models have no gradients. Received: MODEL={args.model!r}")
@@ -179,7 +193,7 @@ def _predict(args):
 
         written = cam_images.write_cam_images(args.model, args.images, args.cam, top=args.top_k, labels=args.labels)
         print(f"Grad-CAM pictures: {len(written)} in {args.cam}")
-    return 1 if failed else 0  # every other image is printed; the unreadable ones are named on stderr
+    return 1 if failed else 0  # every other image is printed; each unreadable one is named once, in its place
 
 
 def _add_train(subparsers):
@@ -217,7 +231,40 @@ def _add_train(subparsers):
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
     parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
-    _finish(parser, _train, check=_check_train, source="data")
+    _add_ray_options(parser)
+    _finish(parser, _train, check=_check_train, source="data", workers="ray_workers", address="ray_address", gpus_per_worker="ray_gpus_per_worker", cpus_per_worker="ray_cpus_per_worker", max_failures="ray_max_failures")
+
+
+def _add_ray_options(parser):
+    group = parser.add_argument_group("Ray Train", f"run the same training on a Ray cluster (needs {_RAY_EXTRA})")
+    group.add_argument("--ray-workers", type=int, default=None, metavar="N", help="train on N Ray Train workers, one MultiWorkerMirroredStrategy replica each (default: no Ray)")
+    group.add_argument("--ray-address", default=None, metavar="ADDR", help="the Ray cluster to join, e.g. 'auto' or 'ray://head:10001' (default: a new local one)")
+    group.add_argument("--ray-gpus-per-worker", type=float, default=0, metavar="G", help="GPUs each worker reserves (default: 0)")
+    group.add_argument("--ray-cpus-per-worker", type=float, default=1, metavar="C", help="CPUs each worker reserves; its TensorFlow threads follow (default: 1)")
+    group.add_argument("--ray-max-failures", type=int, default=defaults.DEFAULT_RAY_MAX_FAILURES, metavar="K", help=f"worker losses Ray recovers from by restarting the group, which resumes at the first unfinished epoch; -1: no limit (default: {defaults.DEFAULT_RAY_MAX_FAILURES})")
+
+
+def _train(args):
+    kwargs = _train_arguments(args)
+    if args.ray_workers is not None or args.ray_address is not None:
+        return _train_on_ray(args, kwargs)
+    from keras_googlenet import training
+
+    training.train(**kwargs)
+
+
+def _train_on_ray(args, kwargs):
+    from keras_googlenet import ray_training
+
+    try:
+        result = ray_training.train_on_ray(
+            args.ray_workers, address=args.ray_address, gpus_per_worker=args.ray_gpus_per_worker,
+            cpus_per_worker=args.ray_cpus_per_worker, max_failures=args.ray_max_failures, debug=args.debug, **kwargs,
+        )
+    except ray_training.RayNotInstalled:
+        raise ValueError(f"--ray-workers needs Ray Train, which is not installed: {_RAY_EXTRA}") from None
+    if result.error is not None:
+        raise result.error
 
 
 def _train_arguments(args):
@@ -236,15 +283,16 @@ def _train_arguments(args):
 
 
 def _check_train(args):
-    from keras_googlenet import train_arguments
+    from keras_googlenet import ray_training, train_arguments  # both light: no TensorFlow, no Ray
 
     train_arguments.check_train_arguments(**_train_arguments(args))
-
-
-def _train(args):
-    from keras_googlenet import training
-
-    training.train(**_train_arguments(args))
+    if args.ray_workers is None and args.ray_address is not None:
+        raise ValueError(f"--ray-address needs --ray-workers. Received: ray_address={args.ray_address!r}")
+    if args.ray_workers is not None:
+        ray_training.check_ray_arguments(
+            args.ray_workers, args.ray_address, args.ray_gpus_per_worker, args.ray_cpus_per_worker,
+            args.ray_max_failures,
+        )
 
 
 def _add_evaluate(subparsers):

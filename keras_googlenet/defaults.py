@@ -35,3 +35,8 @@ INT8_IO_TYPES = ("uint8", "int8")
 # Opset 17 is supported by every onnxruntime since 1.13 and by tf2onnx 1.16+.
 DEFAULT_OPSET = 17
 DEFAULT_EXPORT_DIR = "exports"
+
+# train --ray-workers: how many times Ray Train restarts the worker group
+# after losing a worker before the run fails (each restart resumes from the
+# last epoch backed up).
+DEFAULT_RAY_MAX_FAILURES = 3

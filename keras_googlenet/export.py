@@ -21,7 +21,7 @@ import tempfile
 import numpy as np
 
 from keras_googlenet import images as images_lib
-from keras_googlenet import model_info, scaling, tflite_metadata
+from keras_googlenet import model_info, native_stderr, scaling, tflite_metadata
 from keras_googlenet.defaults import (  # noqa: F401 (re-exported)
     DEFAULT_OPSET,
     EXPORT_FORMATS,
@@ -293,11 +293,10 @@ def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info,
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantize == "fp16":
         converter.target_spec.supported_types = [tf.float16]
+    with native_stderr.quiet():  # the calibrator prints "fully_quantize: 0, ..."
+        flatbuffer = _convert_int8(converter, calibration, int8_io) if quantize == "int8" else converter.convert()
     if quantize == "int8":
-        flatbuffer = _convert_int8(converter, calibration, int8_io)
         _check_input_quantization(flatbuffer, int8_io)
-    else:
-        flatbuffer = converter.convert()
     # Every file's output is float32 probabilities, the int8 one's included.
     model_metadata = tflite_metadata.classifier_metadata(info.class_names, **_metadata_fields(info, quantize, metadata))
     files = {tflite_metadata.MODEL_INFO_FILE: _info_json(info)}
@@ -379,7 +378,7 @@ def export_onnx(model, path, info=None, opset=DEFAULT_OPSET):
     model = with_preprocessing(model, info.variant)
     _prepare_output_dir(pathlib.Path(path).parent, "path")
     size = info.image_size
-    with _atomic_path(path) as scratch:
+    with _atomic_path(path) as scratch, native_stderr.quiet():  # tf2onnx's `np.object` FutureWarning
         model.export(
             str(scratch),
             format="onnx",

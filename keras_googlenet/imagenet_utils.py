@@ -30,24 +30,32 @@ def preprocess_input(x, variant="paper", data_format=None):
     it raw pixels and do not call this.
 
     Args:
-        x: a float array or tensor of RGB images, 3D or 4D, channels last.
-            A numpy array is not modified.
+        x: a float array or tensor of RGB images, 3D or 4D. A numpy array
+            is not modified.
         variant: the variant of the model the images are for.
-        data_format: ``None`` or ``"channels_last"``; GoogLeNet is channels
-            last only.
+        data_format: ``None`` or ``"channels_last"`` (the default: channels
+            on the last axis), or ``"channels_first"`` (axis 1 of a batch,
+            axis 0 of one image), as keras.applications accepts. The model
+            itself is channels last only.
 
     Returns:
         The preprocessed float32 array, or a tensor for a tensor input.
     """
     scaling.input_scaling(variant)  # the variant's error first
-    if (data_format or "channels_last") != "channels_last":
+    if data_format not in (None, "channels_last", "channels_first"):
         raise ValueError(
-            f"preprocess_input supports channels_last only, as GoogLeNet does. Received: data_format={data_format!r}"
+            f"`data_format` must be None, 'channels_last' or 'channels_first'. Received: data_format={data_format!r}"
         )
     if isinstance(x, (np.ndarray, list, tuple, int, float)):
-        return scaling.scale_pixels(np.asarray(x, dtype="float32"), variant)
-    x = ops.cast(x, "float32")
-    return scaling.scale_pixels(x, variant, flip_channels=lambda t: ops.flip(t, axis=-1), constant=ops.convert_to_tensor)
+        x, moveaxis, flip, constant = np.asarray(x, dtype="float32"), np.moveaxis, None, None
+    else:
+        x, moveaxis, flip, constant = ops.cast(x, "float32"), ops.moveaxis, lambda t: ops.flip(t, axis=-1), ops.convert_to_tensor
+    if data_format != "channels_first":
+        return scaling.scale_pixels(x, variant, flip_channels=flip, constant=constant)
+    # As keras.applications: the channels are axis 1 of a batch, axis 0 of one image.
+    channel_axis = 1 if len(x.shape) == 4 else 0
+    scaled = scaling.scale_pixels(moveaxis(x, channel_axis, -1), variant, flip_channels=flip, constant=constant)
+    return moveaxis(scaled, -1, channel_axis)
 
 
 @functools.cache

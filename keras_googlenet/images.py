@@ -112,20 +112,29 @@ def _holds_images(folder):
     return os.path.isdir(folder) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in pathlib.Path(folder).iterdir())
 
 
-def prepare_images(images, image_size, variant, raw_pixels=False):
-    """The float batch a model takes, from image files or raw RGB uint8 arrays.
+def crop_images(images, image_size):
+    """The float32 crops (n, size, size, 3) in [0, 255] that a model classifies, from files or RGB arrays.
 
     Each image is resized and centre-cropped by `augment.eval_transform`, the
-    transform of evaluation and of the SavedModel's uint8 signature, then
-    scaled by `preprocess_input` for the variant, unless ``raw_pixels`` (a
-    model that scales its input itself, as every export does).
+    transform of evaluation and of the SavedModel's uint8 signature.
     """
-    from keras_googlenet import imagenet_utils
     from keras_googlenet.augment import eval_transform
 
     crops = []
     for image in images:
         pixels = load_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
         crops.append(np.asarray(eval_transform(pixels, image_size), dtype=np.float32))
-    crops = np.stack(crops)
+    return np.stack(crops)
+
+
+def prepare_images(images, image_size, variant, raw_pixels=False):
+    """The float batch a model takes, from image files or raw RGB uint8 arrays.
+
+    `crop_images`, then scaled by `preprocess_input` for the variant, unless
+    ``raw_pixels`` (a model that scales its input itself, as every export
+    does).
+    """
+    from keras_googlenet import imagenet_utils
+
+    crops = crop_images(images, image_size)
     return crops if raw_pixels else np.asarray(imagenet_utils.preprocess_input(crops, variant=variant))

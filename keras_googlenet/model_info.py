@@ -63,9 +63,14 @@ def load_checkpoint(path):
     weights already swapped in when training used EMA; the auxiliary heads
     are dropped here, as the paper does at inference.
     """
-    import keras
-
     from keras_googlenet import task
+
+    return task.inference_model(load_keras_file(path))
+
+
+def load_keras_file(path):
+    """Loads a `.keras` checkpoint as it was saved (all heads), with one-line errors naming it."""
+    import keras
 
     if not str(path).endswith(".keras"):
         raise ValueError(f"The checkpoint must be a `.keras` file. Received: checkpoint={str(path)!r}")
@@ -77,7 +82,7 @@ def load_checkpoint(path):
         raise ValueError(
             f"The checkpoint is not a readable .keras file ({type(error).__name__}). Received: checkpoint={str(path)!r}"
         ) from None
-    return task.inference_model(model)
+    return model
 
 
 def checkpoint_info(model, checkpoint=None, labels=None):

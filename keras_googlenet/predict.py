@@ -6,7 +6,6 @@ each image's top classes, or the reason it has none.
 """
 
 import dataclasses
-import sys
 import warnings
 
 import numpy as np
@@ -108,8 +107,8 @@ def predict(model, images, top=5, labels=None, batch_size=images_lib.BATCH_SIZE)
 def print_predictions(model, images, top=5, labels=None, print_fn=print, batch_size=images_lib.BATCH_SIZE):
     """Prints the top classes of each image as it is classified, as the `predict` command does.
 
-    An unreadable image prints ``path: error: <message>`` in its place and a
-    one-line warning on stderr.
+    An unreadable image prints ``path: error: <message>`` in its place, once
+    (not again on stderr): the output lists every image, in order.
 
     Returns:
         The paths of the images that could not be read, for an exit status.
@@ -118,7 +117,6 @@ def print_predictions(model, images, top=5, labels=None, print_fn=print, batch_s
     for prediction in iter_predictions(model, images, top=top, labels=labels, batch_size=batch_size):
         if prediction.error:
             failed.append(prediction.image)
-            print(f"warning: {prediction.error}", file=sys.stderr)
             print_fn(f"{prediction.image}: error: {prediction.error}")
             continue
         print_fn(f"{prediction.image}:")

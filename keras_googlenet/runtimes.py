@@ -15,6 +15,7 @@ import os
 import numpy as np
 
 from keras_googlenet import model_info as info_lib
+from keras_googlenet import native_stderr
 
 
 class Predictor:
@@ -91,7 +92,8 @@ def _load_tflite(path):
         interpreter = Interpreter(model_path=path)
     except ValueError:
         raise ValueError(f"The file is not a TFLite model. Received: model={path!r}") from None
-    interpreter.allocate_tensors()
+    with native_stderr.quiet():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter.allocate_tensors()
     input_details = interpreter.get_input_details()[0]
     output_details = interpreter.get_output_details()[0]
 
@@ -100,7 +102,8 @@ def _load_tflite(path):
         # `predictor(batch)` the same for every format.
         if tuple(input_details["shape"]) != batch.shape:
             interpreter.resize_tensor_input(input_details["index"], batch.shape)
-            interpreter.allocate_tensors()
+            with native_stderr.quiet():
+                interpreter.allocate_tensors()
             input_details.update(interpreter.get_input_details()[0])
         interpreter.set_tensor(input_details["index"], _quantize(batch, input_details))
         interpreter.invoke()

@@ -355,7 +355,9 @@ def _save_and_evaluate(model, job, data, folders):
 def _logged_history(csv_path):
     """``{metric: [value per epoch]}`` as `History.history` has it, from a CSVLogger file."""
     fields, rows = checkpointing.read_history(csv_path)
-    return {name: [curves.number(row[name]) for row in rows] for name in fields if name != "epoch"}
+    # CSVLogger adds "val_" columns of "NA" to a run without validation; its History has none.
+    logged = [name for name in fields if name != "epoch" and any(row[name] != "NA" for row in rows)]
+    return {name: [curves.number(row[name]) for row in rows] for name in logged}
 
 
 def _best_logged(rows, monitor):

@@ -34,6 +34,10 @@ INT8_MIN_TOP1 = 0.99  # integer exports, measured on a set large enough for 1%
 # a uint8-to-float conversion: 1e-4 leaves room for that, and the top-5 order must hold.
 MEDIAPIPE_FP32_MAX_ABS_DIFF = 1e-4
 LATENCY_RUNS = 5
+MEDIAPIPE_SKIPPED = (
+    "MediaPipe rows skipped: the mediapipe package is not installed "
+    "(pip install mediapipe to also run each .tflite as an app does; --no-mediapipe hides this line)."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,13 +61,14 @@ class ParityRow:
 class ParityReport:
     checkpoint: str
     rows: tuple
+    notes: tuple = ()  # one line each, printed under the table: rows that were skipped and why
 
     @property
     def failures(self):
         return [row for row in self.rows if not row.passed]
 
     def to_json(self):
-        return {"checkpoint": self.checkpoint, "rows": [dataclasses.asdict(row) for row in self.rows]}
+        return {"checkpoint": self.checkpoint, "rows": [dataclasses.asdict(row) for row in self.rows], "notes": list(self.notes)}
 
     def save(self, path):
         pathlib.Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
@@ -162,9 +167,12 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
         rows.append(_compare(name, path, predictor, _batches(sets[kind], predictor.info), expected[kind]))
         del predictor
         gc.collect()
+    notes = ()
     if mediapipe and mediapipe_client.is_available():
         rows.extend(_mediapipe_rows(exports, sets, expected, info))
-    return ParityReport(str(checkpoint), tuple(rows))
+    elif mediapipe and any(name.startswith("tflite_") for name in exports):
+        notes = (MEDIAPIPE_SKIPPED,)
+    return ParityReport(str(checkpoint), tuple(rows), notes)
 
 
 def _batches(images, info):
@@ -280,6 +288,8 @@ def run(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, report_pat
     """Verifies, prints the table, saves the JSON and raises on a missed threshold."""
     report = verify(checkpoint, exports, images=images, int8_images=int8_images, labels=labels, mediapipe=mediapipe)
     print_fn(report.table())
+    for note in report.notes:
+        print_fn(note)
     if report_path is not None:
         print_fn(f"Saved the report to {report.save(report_path)}")
     return assert_parity(report)

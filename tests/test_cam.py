@@ -170,10 +170,42 @@ def test_cam_pictures_are_written_per_image_and_differ_between_classes(cam_check
     blind = cam_images.write_cam_images(cam_checkpoint, photos[:1], tmp_path / "c2", top=2, class_index=2)
     assert [pathlib.Path(p).name for p in first] == [f"{p.name}.cam.png" for p in photos]
     a, b = (np.asarray(Image.open(p[0]).convert("RGB"), dtype=int) for p in (first, second))
-    assert a.shape == (SIZE + 3 * 16 + 4, SIZE, 3)
-    assert np.abs(a[:SIZE] - b[:SIZE]).mean() > 1.0  # the heatmaps differ, not just the caption
-    flat = np.asarray(Image.open(blind[0]).convert("RGB"), dtype=int)[:SIZE]
+    panel = 3 * SIZE  # 96 px drawn 3x: at least 256 px per panel
+    assert a.shape[0] > panel + 3 * 18 and a.shape[1] > 2 * panel
+    overlays = (a[:panel, -panel:], b[:panel, -panel:])
+    assert np.abs(overlays[0] - overlays[1]).mean() > 1.0  # the heatmaps differ, not just the caption
+    np.testing.assert_array_equal(a[:panel, :panel], b[:panel, :panel])  # the same crop beside them
+    flat = np.asarray(Image.open(blind[0]).convert("RGB"), dtype=int)[:panel, -panel:]
     assert flat.reshape(-1, 3).std(axis=0).max() > 0  # the photo shows through the flat map
+
+
+def test_cam_picture_shows_the_crop_predict_classified_and_the_scores_predict_prints(cam_checkpoint, photo_paths, tmp_path, monkeypatch):
+    import keras
+    from PIL import Image
+
+    from keras_googlenet import cam_images, images, model_info, predict
+
+    photo = next(path for path in photo_paths if path.name == "parrot.jpg")  # 512 x 929: far from square
+    pixels = images.load_image(photo)
+    assert pixels.shape[:2] == (929, 512)
+    loads = []
+    real_load = keras.saving.load_model
+    monkeypatch.setattr(keras.saving, "load_model", lambda *args, **kwargs: loads.append(args) or real_load(*args, **kwargs))
+    (written,) = cam_images.write_cam_images(cam_checkpoint, [photo], tmp_path, top=3)
+    assert len(loads) == 1  # the checkpoint is read once
+
+    # The left panel, one pixel per 3x3 square, is the crop `predict` classifies.
+    picture = np.asarray(Image.open(written).convert("RGB"))
+    classified = images.crop_images([photo], SIZE)[0]
+    np.testing.assert_array_equal(picture[: 3 * SIZE : 3, : 3 * SIZE : 3], np.clip(np.round(classified), 0, 255).astype(np.uint8))
+
+    # The caption's scores, from that crop's one forward pass, are predict's to 4 decimals.
+    model = model_info.load_keras_file(cam_checkpoint)
+    info = model_info.checkpoint_info(kg.inference_model(model), checkpoint=cam_checkpoint)
+    ((crop, heatmap, lines),) = cam_images.cam_pictures(model, info, [pixels], top=3)
+    (expected,) = predict.predict(cam_checkpoint, [photo], top=3)
+    assert lines[1:] == [f"{score:8.4f}  {name}" for name, score in expected]
+    assert heatmap.shape == (SIZE, SIZE) and crop.shape == (SIZE, SIZE, 3)
 
 
 def test_cam_refuses_exported_models_with_a_clear_reason(tmp_path):

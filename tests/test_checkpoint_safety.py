@@ -320,6 +320,7 @@ def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_
     assert all(None not in row and None not in row.values() for row in rows)  # every row fits the header
     summary = json.loads((run / "summary.json").read_text())
     assert summary["history"]["loss"] == pytest.approx([float(row["loss"]) for row in rows])
+    assert sorted(summary["history"]) == ["loss", "top1", "top5"]  # no validation: no val_ columns of "NA"
     # ModelCheckpoint keeps the first of equal scores.
     top1 = [float(row["top1"]) for row in rows]
     best_epoch = top1.index(max(top1))

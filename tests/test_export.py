@@ -244,7 +244,7 @@ def test_uint8_signature_on_raw_jpeg_pixels_matches_python_crop_then_float_signa
 @pytest.mark.parametrize(
     "kwargs, error, message",
     [
-        ({"formats": "coreml"}, ValueError, r"`formats` must be from \['savedmodel', 'tflite', 'onnx'\]\. Received: formats=\['coreml'\]"),
+        ({"formats": "coreml"}, ValueError, r"`formats` must be from \['savedmodel', 'tflite', 'onnx', 'kerashub'\]\. Received: formats=\['coreml'\]"),
         ({"quantize": "int4"}, ValueError, r"`quantize` must be from .*'int8'\]\. Received: quantize=\['int4'\]"),
         ({"int8_io": "float"}, ValueError, r"`int8_io` must be one of \['uint8', 'int8'\]\. Received: int8_io='float'"),
     ],

@@ -182,7 +182,7 @@ def test_an_unreadable_image_is_named_in_a_warning_and_the_others_are_classified
     assert good == predict.predict("model.keras", grey_images, top=3, batch_size=4)
 
 
-def test_print_predictions_prints_an_error_line_for_an_unreadable_image_and_returns_it(with_unreadable, recorded, capsys):
+def test_print_predictions_names_an_unreadable_image_once_in_its_place_and_returns_it(with_unreadable, recorded, capsys):
     folder, broken, truncated = with_unreadable
     failed = predict.print_predictions("model.keras", folder, top=1)
     out, err = capsys.readouterr()
@@ -190,11 +190,9 @@ def test_print_predictions_prints_an_error_line_for_an_unreadable_image_and_retu
     assert failed == [str(broken), str(truncated)]
     assert lines[4] == f"{broken}: error: The file is not a readable image (UnidentifiedImageError). Received: image='{broken}'"
     assert lines[5] == f"{folder / 'grey_080.png'}:"
+    assert lines[7] == f"{truncated}: error: The file is not a readable image (OSError). Received: image='{truncated}'"
     assert len(lines) == 2 * len(LEVELS) + 2
-    assert err.splitlines() == [
-        f"warning: The file is not a readable image (UnidentifiedImageError). Received: image='{broken}'",
-        f"warning: The file is not a readable image (OSError). Received: image='{truncated}'",
-    ]
+    assert err == ""  # once, in its place among the results, not again as a warning
 
 
 @pytest.mark.parametrize("name, value", [("top", 0), ("batch_size", 0), ("batch_size", 2.0), ("batch_size", True)])
@@ -216,14 +214,15 @@ def test_streamed_predictions_equal_one_batch_of_all_photos(tmp_path, photo_path
         np.testing.assert_allclose([score for _, score in row], np.sort(expected)[::-1], atol=1e-6)
 
 
-def test_predict_command_prints_the_readable_images_and_exits_1_when_one_is_not(with_unreadable, recorded, capsys):
+def test_predict_command_names_an_unreadable_image_once_and_exits_1(with_unreadable, recorded, capsys):
     folder, broken, truncated = with_unreadable
     assert cli.main(["predict", "model.keras", str(folder), "--top-k", "1"]) == 1
     out, err = capsys.readouterr()
     lines = out.splitlines()
     assert len(lines) == 2 * len(LEVELS) + 2
     assert lines[4] == f"{broken}: error: The file is not a readable image (UnidentifiedImageError). Received: image='{broken}'"
-    assert len(err.splitlines()) == 2 and str(truncated) in err.splitlines()[1]
+    assert sum(str(broken) in line for line in (out + err).splitlines()) == 1
+    assert sum(str(truncated) in line for line in (out + err).splitlines()) == 1
 
 
 def test_predict_command_refuses_cam_for_an_export_before_any_work(tmp_path, capsys):

@@ -42,9 +42,43 @@ def test_preprocess_input_takes_uint8_pixels_as_they_come_from_an_image_file():
     np.testing.assert_allclose(kg.preprocess_input(pixels)[0, 0, 0], EXPECTED["paper"])
 
 
-def test_preprocess_input_refuses_channels_first():
-    with pytest.raises(ValueError, match=r"Received: data_format='channels_first'"):
-        kg.preprocess_input(np.zeros((1, 3, 2, 2)), data_format="channels_first")
+@pytest.mark.parametrize("variant", ["paper", "bn"])
+@pytest.mark.parametrize("batched", [True, False])
+def test_preprocess_input_takes_channels_first_on_axis_1_of_a_batch_and_axis_0_of_an_image(variant, batched):
+    import tensorflow as tf
+
+    shape = (2, 3, 4, 5) if batched else (3, 4, 5)
+    channel_axis = 1 if batched else 0
+    x = np.moveaxis(np.broadcast_to(PIXEL, (*shape[:channel_axis], 4, 5, 3)), -1, channel_axis).copy()
+    expected = np.moveaxis(np.broadcast_to(np.float32(EXPECTED[variant]), (*shape[:channel_axis], 4, 5, 3)), -1, channel_axis)
+    np.testing.assert_allclose(kg.preprocess_input(x, variant=variant, data_format="channels_first"), expected, rtol=1e-6)
+    got = kg.preprocess_input(tf.constant(x), variant=variant, data_format="channels_first")
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_preprocess_input_matches_keras_applications_caffe_mode_up_to_the_bvlc_mean(data_format):
+    # keras.applications' "caffe" mode flips to BGR and subtracts VGG's mean
+    # (103.939, 116.779, 123.68); BVLC GoogLeNet's is (104, 117, 123).
+    from keras.applications import imagenet_utils as keras_imagenet_utils
+
+    pixels = np.random.default_rng(0).uniform(0, 255, (2, 6, 7, 3)).astype("float32")
+    x = np.moveaxis(pixels, -1, 1).copy() if data_format == "channels_first" else pixels
+    reference = keras_imagenet_utils.preprocess_input(x.copy(), data_format=data_format, mode="caffe")
+    mean_shift = np.float32([103.939 - 104, 116.779 - 117, 123.68 - 123])  # B, G, R
+    shift = mean_shift.reshape((1, 3, 1, 1) if data_format == "channels_first" else (1, 1, 1, 3))
+    ours = kg.preprocess_input(x, variant="paper", data_format=data_format)
+    np.testing.assert_allclose(ours, reference + shift, atol=1e-4)
+
+
+def test_preprocess_input_refuses_an_unknown_data_format():
+    with pytest.raises(ValueError, match=r"Received: data_format='channels_middle'"):
+        kg.preprocess_input(np.zeros((1, 3, 2, 2)), data_format="channels_middle")
+
+
+def test_the_model_still_refuses_a_channels_first_input_shape():
+    with pytest.raises(ValueError, match=r"looks channels_first. Received: input_shape=\(3, 224, 224\)"):
+        kg.GoogLeNet(input_shape=(3, 224, 224))
 
 
 @pytest.mark.parametrize("variant", ["paper", "bn"])

@@ -16,7 +16,7 @@ import pytest
 from keras_googlenet import output_lock, sources, train_arguments
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
-HEAVY_MODULES = ("tensorflow", "keras", "h5py", "numpy")
+HEAVY_MODULES = ("tensorflow", "keras", "h5py", "numpy", "ray")
 
 NO_HEAVY_IMPORTS = f"""
 import sys
@@ -66,6 +66,8 @@ def _train(cwd, *argv):
         (["--data", "/nonexistent"], "The image folder does not exist. Received: --data='/nonexistent'"),
         (["--data", "./photos/flowers"], "The image folder does not exist. Received: --data='./photos/flowers'"),
         (["--data", "my photos"], "The image folder does not exist. Received: --data='my photos'"),
+        (["--ray-workers", "0"], "--ray-workers must be an int >= 1. Received: --ray-workers=0"),
+        (["--ray-address", "auto"], "--ray-address needs --ray-workers. Received: --ray-address='auto'"),
         (["--split", "val"], "--split must be one of ('train', 'validation'). Received: --split='val'"),
         (["--validation-split", "test"], "--validation-split must be one of ('train', 'validation'). Received: --validation-split='test'"),
     ],

@@ -152,3 +152,24 @@ def test_missing_default_photos_are_named(tmp_path, monkeypatch):
     monkeypatch.setattr(verify, "DEFAULT_IMAGES", missing)
     with pytest.raises(FileNotFoundError, match=f"sample photos are not installed: pass `images` \\(--images\\). Received: images='{missing}'"):
         verify.verify("best.keras", {"onnx": "model.onnx"}, images=missing)
+
+
+def test_verify_says_in_one_line_that_the_mediapipe_rows_were_skipped_and_how_to_get_them(fake_runtimes, monkeypatch):
+    from keras_googlenet import mediapipe_client
+
+    monkeypatch.setattr(mediapipe_client, "is_available", lambda: False)  # as without `pip install mediapipe`
+    printed = []
+    exports = {"tflite_fp32": fake_runtimes["same"]}
+    verify.run("best.keras", exports, images=_greys(3), print_fn=printed.append)
+    table, note = printed
+    assert "| tflite_fp32 |" in table and "mediapipe" not in table
+    assert note.startswith("MediaPipe rows skipped: the mediapipe package is not installed (pip install mediapipe")
+    assert "\n" not in note
+
+
+def test_verify_adds_no_skip_line_when_mediapipe_was_turned_off_or_there_is_no_tflite(fake_runtimes, monkeypatch):
+    from keras_googlenet import mediapipe_client
+
+    monkeypatch.setattr(mediapipe_client, "is_available", lambda: False)
+    assert verify.verify("best.keras", {"tflite_fp32": fake_runtimes["same"]}, images=_greys(3), mediapipe=False).notes == ()
+    assert verify.verify("best.keras", {"onnx": fake_runtimes["same"]}, images=_greys(3)).notes == ()

@@ -1,0 +1,67 @@
+"""Quiet by default: the converter's, tf2onnx's and LiteRT's own chatter is hidden unless --debug; real errors pass."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_googlenet import export, model_info, native_stderr, runtimes
+
+INFO = model_info.ModelInfo("bn", 32, ("a", "b", "c"))
+CHATTER = ("fully_quantize:", "XNNPACK delegate", "np.object")
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
+    return keras.Model(pixels, keras.layers.Dense(3, activation="softmax", name="main")(x))
+
+
+def test_int8_export_onnx_export_and_a_tflite_prediction_print_no_native_chatter(tmp_path, tiny_model, capfd):
+    calibration = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
+    tflite = export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=INFO)
+    export.export_onnx(tiny_model, tmp_path / "model.onnx", info=INFO)
+    probabilities = runtimes.load_predictor(tflite)(calibration[:2])
+    err = capfd.readouterr().err
+    assert probabilities.shape == (2, 3)
+    assert not [line for line in err.splitlines() if any(word in line for word in CHATTER)], err
+
+
+def test_predict_on_a_tflite_prints_the_runtime_line_only_with_debug(tmp_path, tiny_model):
+    # A child process each: LiteRT prints its line for the first delegate of a process only.
+    from keras_googlenet import images
+
+    tflite = export.export_tflite(tiny_model, tmp_path / "fp32.tflite", info=INFO)
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "keras_googlenet.cli", "predict", tflite, str(images.sample_photo("owl.jpg")), "--top-k", "1"]
+    quiet, debug = (subprocess.run(command + extra, env=env, capture_output=True, text=True, timeout=300) for extra in ([], ["--debug"]))
+    assert quiet.returncode == debug.returncode == 0, quiet.stderr + debug.stderr
+    assert quiet.stdout == debug.stdout and quiet.stdout.startswith(f"{images.sample_photo('owl.jpg')}:")
+    assert "XNNPACK" not in quiet.stderr, quiet.stderr
+    assert "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in debug.stderr
+
+
+def test_quiet_hides_only_the_known_lines_and_lets_errors_through(capfd):
+    with native_stderr.quiet():
+        os.write(2, b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+        os.write(2, b"fully_quantize: 0, inference_type: 6, input_inference_type: UINT8, output_inference_type: UINT8\n")
+        os.write(2, b"I0000 00:00:1795988335.523440    8409 port.cc:153] oneDNN custom operations are on.\n")
+        os.write(2, b"E0000 00:00:1795988335.523440    8409 model.cc:1] a real error\n")
+        os.write(2, b"Segmentation fault in the converter\n")
+    assert capfd.readouterr().err.splitlines() == [
+        "E0000 00:00:1795988335.523440    8409 model.cc:1] a real error",
+        "Segmentation fault in the converter",
+    ]
+
+
+def test_quiet_writes_back_what_was_written_before_an_exception():
+    with pytest.raises(RuntimeError), native_stderr.quiet():
+        raise RuntimeError("boom")
+    assert os.fstat(2)  # fd 2 is restored
