@@ -21,13 +21,14 @@ import tempfile
 import numpy as np
 
 from keras_googlenet import predict as predict_lib
-from keras_googlenet import tflite_metadata
+from keras_googlenet import scaling, tflite_metadata
 from keras_googlenet.defaults import DEFAULT_OPSET, FORMATS, INT8_IO_TYPES, QUANTIZATIONS  # noqa: F401 (re-exported)
 
 SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "googlenet.onnx"
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
+CONV1 = "conv1_7x7_s2"  # GoogLeNet's first convolution (`model._stem`), where the RGB to BGR swap folds in
 # TFLite's post-training quantization guide asks for ~100-500 representative samples.
 CALIBRATION_IMAGES = 128
 METADATA_KEYS = ("name", "description", "version", "author", "license")
@@ -66,9 +67,9 @@ def export(
             folder, a dataset source such as ``"digits"`` (its training split,
             as the training pipeline reads it), or an array of raw RGB crops
             in [0, 255] (n, size, size, 3).
-        int8_io: the input and output type of the ``"int8"`` model,
-            ``"uint8"`` (pixels as they are; what MediaPipe takes) or
-            ``"int8"``.
+        int8_io: the input type of the ``"int8"`` model, ``"uint8"`` (pixels
+            as they are; what MediaPipe takes) or ``"int8"``. Its output is
+            float32 probabilities either way: the softmax runs in float.
         labels: a UTF-8 labels file or a sequence of class names; by default
             a ``labels.txt`` beside the checkpoint, or the ImageNet names for
             1000 classes.
@@ -113,16 +114,61 @@ def export(
 
 
 def with_preprocessing(model, variant):
-    """The model with `layers.Preprocessing` first, unless it has it: it then takes raw RGB pixels."""
+    """The model every export runs: raw RGB pixels in, the variant's scaling first, no GATHER.
+
+    `layers.Preprocessing` is added unless the model has it. Where the
+    variant swaps RGB to BGR ("paper"), the swap is folded into conv1
+    (`fold_channel_swap`): the swap would be a GATHER, which MediaPipe's GPU
+    delegate refuses. A model without GoogLeNet's conv1 keeps the swap.
+    Calling it on its own result returns that result.
+    """
     import keras
 
     from keras_googlenet.layers import Preprocessing
-    from keras_googlenet.model import includes_preprocessing
 
-    if includes_preprocessing(model):
+    layer = next((layer for layer in model.layers if isinstance(layer, Preprocessing)), None)
+    if layer is not None and (layer.keep_rgb or not scaling.input_scaling(layer.variant).swaps_channels):
+        return model
+    variant = variant if layer is None else layer.variant
+    if scaling.input_scaling(variant).swaps_channels and CONV1 in {each.name for each in model.layers}:
+        return fold_channel_swap(model, variant)
+    if layer is not None:
         return model
     pixels = keras.Input(model.input_shape[1:], name=INPUT_NAME)
     return keras.Model(pixels, model(Preprocessing(variant, name="preprocessing")(pixels)), name=model.name)
+
+
+def fold_channel_swap(model, variant):
+    """A copy of a GoogLeNet that takes RGB where it took BGR, after `Preprocessing(keep_rgb=True)`.
+
+    The copy's conv1 kernel has its input channels reversed, and the scaling
+    keeps RGB order with the mean and std reversed to match. That is exact:
+    the swap only renames the channels that conv1 sums over, and conv1's zero
+    padding comes after the scaling, where a padded zero is zero in either
+    order. ``model`` itself is left as it is.
+    """
+    import keras
+
+    from keras_googlenet.layers import Preprocessing
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, Preprocessing):
+            config["keep_rgb"] = True
+        return layer.__class__.from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    for layer in model.layers:
+        if layer.weights:
+            copy.get_layer(layer.name).set_weights(layer.get_weights())
+    conv1 = copy.get_layer(CONV1)
+    # Kernel (height, width, input channels, filters): what multiplied B now multiplies R.
+    conv1.kernel.assign(np.flip(keras.ops.convert_to_numpy(conv1.kernel), axis=2))
+    if any(isinstance(layer, Preprocessing) for layer in copy.layers):
+        return copy
+    pixels = keras.Input(model.input_shape[1:], name=INPUT_NAME)
+    scaled = Preprocessing(variant, keep_rgb=True, name="preprocessing")(pixels)
+    return keras.Model(pixels, copy(scaled), name=model.name)
 
 
 def export_saved_model(model, path, info=None, raw_image_signature=True):
@@ -200,7 +246,7 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
         path: the `.tflite` file to write.
         quantize: ``"fp32"``, ``"fp16"``, ``"dynamic"`` or ``"int8"``.
         calibration_data: for ``"int8"``: see `export`.
-        int8_io: for ``"int8"``: ``"uint8"`` or ``"int8"`` input and output.
+        int8_io: for ``"int8"``: ``"uint8"`` or ``"int8"`` input.
         info: a `predict.ModelInfo`; taken from the model when ``None``.
         metadata: see `export`.
 
@@ -233,21 +279,39 @@ def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info,
     if quantize == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     if quantize == "int8":
-        converter.representative_dataset = lambda: ([batch[i : i + 1]] for batch in calibration for i in range(len(batch)))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = getattr(tf, int8_io)
-    flatbuffer = converter.convert()
-    if quantize == "int8":
+        flatbuffer = _convert_int8(converter, calibration, int8_io)
         _check_input_quantization(flatbuffer, int8_io)
-    model_metadata = tflite_metadata.classifier_metadata(
-        info.class_names, quantized_output=quantize == "int8", **_metadata_fields(info, quantize, metadata)
-    )
+    else:
+        flatbuffer = converter.convert()
+    # Every file's output is float32 probabilities, the int8 one's included.
+    model_metadata = tflite_metadata.classifier_metadata(info.class_names, **_metadata_fields(info, quantize, metadata))
     files = {tflite_metadata.MODEL_INFO_FILE: _info_json(info)}
     if info.class_names:
         files[tflite_metadata.LABELS_FILE] = tflite_metadata.labels_text(info.class_names)
     with _atomic_path(path) as scratch:
         scratch.write_bytes(tflite_metadata.add_metadata(flatbuffer, model_metadata, files))
     return str(path)
+
+
+def _convert_int8(converter, calibration, int8_io):
+    """Full-integer conversion with the softmax left in float: integer pixels in, float32 probabilities out.
+
+    A quantized softmax output has a step of 1/256: small probabilities round
+    to the same value, and the held-out digits' top-5 equalled Keras' 4.5%
+    ("bn") and 16.1% ("paper") of the time. Here the logits are dequantized
+    and the softmax runs in float. The converter has no public option to keep
+    one op in float; the quantizer's denylist is what
+    `tf.lite.experimental.QuantizationDebugger` uses: calibrate, then quantize.
+    """
+    import tensorflow as tf
+    from tensorflow.lite.python import convert
+
+    converter.representative_dataset = lambda: ([batch[i : i + 1]] for batch in calibration for i in range(len(batch)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter._experimental_calibrate_only = True
+    return convert.mlir_quantize(
+        converter.convert(), input_data_type=getattr(tf, int8_io), output_data_type=tf.float32, denylisted_ops=["SOFTMAX"]
+    )
 
 
 def _check_input_quantization(flatbuffer, int8_io):

@@ -68,12 +68,19 @@ class Preprocessing(keras.layers.Layer):
     Args:
         variant: ``"paper"`` (RGB to BGR, Caffe's mean subtracted) or ``"bn"``
             (to [-1, 1]).
+        keep_rgb: leave the channels in RGB order (the mean and std
+            reordered to match): only for a model whose first convolution
+            takes RGB, which `export.fold_channel_swap` makes. Exports use it
+            because MediaPipe's GPU delegate has no GATHER.
     """
 
-    def __init__(self, variant="paper", **kwargs):
+    def __init__(self, variant="paper", keep_rgb=False, **kwargs):
         super().__init__(**kwargs)
         scaling.input_scaling(variant)  # fails early on an unknown variant
+        if not isinstance(keep_rgb, bool):
+            raise ValueError(f"The `keep_rgb` argument must be True or False. Received: keep_rgb={keep_rgb!r}")
         self.variant = variant
+        self.keep_rgb = keep_rgb
 
     def call(self, inputs):
         # In float32, then the compute dtype: uint8 pixels come in unchanged.
@@ -82,7 +89,7 @@ class Preprocessing(keras.layers.Layer):
         # which cost the paper variant's int8 export 30% top-1 agreement.
         x = scaling.scale_pixels(
             ops.cast(inputs, "float32"), self.variant, flip_channels=lambda t: ops.take(t, [2, 1, 0], axis=-1),
-            constant=lambda value: ops.convert_to_tensor(value, dtype="float32"),
+            constant=lambda value: ops.convert_to_tensor(value, dtype="float32"), keep_rgb=self.keep_rgb,
         )
         return ops.cast(x, self.compute_dtype)
 
@@ -91,5 +98,5 @@ class Preprocessing(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(variant=self.variant)
+        config.update(variant=self.variant, keep_rgb=self.keep_rgb)
         return config

@@ -20,7 +20,7 @@ def input_scaling(variant):
     return architecture.VARIANTS[variant].input_scaling
 
 
-def scale_pixels(images, variant, flip_channels=None, constant=None):
+def scale_pixels(images, variant, flip_channels=None, constant=None, keep_rgb=False):
     """Scales RGB pixels in [0, 255] (channels last) as ``variant`` expects.
 
     Args:
@@ -30,14 +30,19 @@ def scale_pixels(images, variant, flip_channels=None, constant=None):
             (numpy, TF, JAX), ``ops.flip`` for Keras tensors on any backend.
         constant: turns the float32 numpy mean and scale into the tensor
             type of ``images`` where its arithmetic needs that (torch).
+        keep_rgb: leave the channels in RGB order and reverse the mean and
+            std instead: the result is the variant's scaling with its
+            channels in RGB order, for a first convolution whose kernel takes
+            them so (`export.fold_channel_swap`).
 
     Returns:
         ``(images[..., order] - mean) * (1 / std)``.
     """
     scaling = input_scaling(variant)
     constant = constant or (lambda value: value)
-    if scaling.swaps_channels:
+    mean, std = np.asarray(scaling.mean, dtype="float32"), np.asarray(scaling.std, dtype="float32")
+    if scaling.swaps_channels and keep_rgb:
+        mean, std = mean[::-1].copy(), std[::-1].copy()
+    elif scaling.swaps_channels:
         images = flip_channels(images) if flip_channels else images[..., ::-1]
-    mean = constant(np.asarray(scaling.mean, dtype="float32"))
-    inverse_std = constant(1.0 / np.asarray(scaling.std, dtype="float32"))
-    return (images - mean) * inverse_std
+    return (images - constant(mean)) * constant(1.0 / std)

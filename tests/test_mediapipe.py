@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import export, mediapipe_client, predict
+from keras_googlenet import mediapipe_client, predict
 
 pytestmark = pytest.mark.skipif(not mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
 
@@ -18,40 +18,14 @@ DIGIT_NAMES = [f"digit {i}" for i in range(10)]
 SIZE = 96
 
 
-@pytest.fixture(scope="module")
-def paper_digits_checkpoint(tmp_path_factory, digits):
-    """A three-head "paper" GoogLeNet trained on the digits (93.2% held-out top-1).
-
-    Adam at 1e-4, not conftest's 1e-3: without batch norm, on Caffe's unscaled
-    inputs, 1e-3 left it at 16% after two epochs, too uniform to judge int8.
-    Three epochs, not two: at 82.6% its int8 export agreed on 98.7% (LiteRT).
-    """
-    import keras
-
-    raw, labels = digits
-    keras.utils.set_random_seed(0)
-    model = kg.GoogLeNet(variant="paper", input_shape=(SIZE, SIZE, 3), classes=10)
-    kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-4))
-    images = kg.preprocess_input(raw[:1200].astype(np.float32), variant="paper")
-    targets = labels[:1200]
-    model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=3, verbose=0)
-    folder = tmp_path_factory.mktemp("paper_digits_checkpoint")
-    model.save(folder / "best.keras")
-    predict.write_labels(folder / "labels.txt", DIGIT_NAMES)
-    return folder / "best.keras"
-
-
 @pytest.fixture(scope="module", params=["bn", "paper"])
-def mediapipe_run(request, tmp_path_factory, digits, digits_held_out, digits_checkpoint, paper_digits_checkpoint):
+def mediapipe_run(request, digits_held_out):
     """Per variant: the Keras probabilities on the held-out crops, and MediaPipe's scores for fp32 and int8."""
     variant = request.param
-    checkpoint = digits_checkpoint if variant == "bn" else paper_digits_checkpoint
-    raw, _ = digits
+    prefix = "" if variant == "bn" else "paper_"
+    checkpoint = request.getfixturevalue(f"{prefix}digits_checkpoint")
+    paths = request.getfixturevalue(f"{prefix}digits_exports")  # calibrated on 128 training crops
     crops = digits_held_out[0]  # 96 x 96 already: MediaPipe's resize is the identity
-    paths = export.export(
-        checkpoint, tmp_path_factory.mktemp(f"{variant}_tflite"), formats=["tflite"], quantize=["fp32", "int8"],
-        calibration_data=raw[:128],
-    )
     reference = predict.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops.astype(np.float32), variant=variant), verbose=0)
     found = {kind: mediapipe_client.classify(paths[f"tflite_{kind}"], crops, max_results=-1) for kind in ("fp32", "int8")}
     return variant, reference, found

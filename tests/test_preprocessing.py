@@ -28,6 +28,15 @@ def test_every_scaling_path_gives_the_published_numbers(variant):
     np.testing.assert_array_equal(x, np.broadcast_to(PIXEL, x.shape))  # the caller's array is untouched
 
 
+def test_keep_rgb_scaling_is_the_papers_with_the_channels_left_in_rgb_order():
+    # What the exports' folded conv1 reads: R - 123, G - 117, B - 104.
+    x = np.broadcast_to(PIXEL, (1, 2, 2, 3)).copy()
+    expected = np.broadcast_to(np.float32(EXPECTED["paper"][::-1]), x.shape)
+    np.testing.assert_allclose(np.asarray(Preprocessing("paper", keep_rgb=True)(x)), expected, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(Preprocessing("bn", keep_rgb=True)(x)), np.float32(EXPECTED["bn"]) + 0 * x, rtol=1e-6)
+    assert Preprocessing.from_config(Preprocessing("paper", keep_rgb=True).get_config()).keep_rgb is True
+
+
 def test_preprocess_input_takes_uint8_pixels_as_they_come_from_an_image_file():
     pixels = np.array([[[[10, 20, 30]]]], dtype=np.uint8)
     np.testing.assert_allclose(kg.preprocess_input(pixels)[0, 0, 0], EXPECTED["paper"])
