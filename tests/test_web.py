@@ -19,10 +19,9 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import augment, export, images, predict
+from keras_googlenet import augment, images, predict
 
 import browser
-from test_mediapipe import paper_digits_checkpoint  # noqa: F401 (a fixture)
 
 WEB = pathlib.Path(__file__).resolve().parent.parent / "examples" / "web"
 SIZE = 96  # conftest's digits models
@@ -196,16 +195,7 @@ def op_names(path):
 
 
 @pytest.fixture(scope="module")
-def paper_digits_exports(tmp_path_factory, paper_digits_checkpoint, digits):  # noqa: F811
-    """The "paper" digits model's TFLite files (conftest's `digits_exports` is "bn")."""
-    return export.export(
-        paper_digits_checkpoint, tmp_path_factory.mktemp("paper_web"), formats=["tflite"], quantize=["fp32", "fp16", "int8"],
-        calibration_data=digits[0][:128],
-    )
-
-
-@pytest.fixture(scope="module")
-def float_exports(digits_exports, digits_checkpoint, paper_digits_exports, paper_digits_checkpoint):  # noqa: F811
+def float_exports(digits_exports, digits_checkpoint, paper_digits_exports, paper_digits_checkpoint):
     """The fp32 and fp16 files of both variants, with their checkpoints."""
     return {
         ("bn", kind): (digits_exports[f"tflite_{kind}"], digits_checkpoint) for kind in ("fp32", "fp16")
