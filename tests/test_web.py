@@ -223,6 +223,11 @@ def test_float_exports_run_on_the_web_gpu_delegate_with_the_keras_top1_within_0_
     assert np.abs(found - reference).max() <= 0.02
 
 
+# Measured with @mediapipe/tasks-vision 1.1.0: the int8 file (float32 output) loads and runs on the
+# GPU delegate, but every photo gets the scores LiteRT gives an all-black image: the GPU path feeds
+# the uint8 input pixels scaled to [0, 1], not 0-255 (max |delta| 0.999 "bn", 0.801 "paper").
+# Strict: when a MediaPipe upgrade fixes it, this XPASSes and the README's GPU table needs updating.
+@pytest.mark.xfail(strict=True, reason="MediaPipe's web GPU delegate feeds a uint8 input [0, 1] pixels")
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_int8_export_runs_on_the_web_gpu_delegate_with_the_litert_top1_within_0_02(site, chromium, photos, int8_exports, variant):
     """The GPU delegate runs the integer graph in float: judged as the fp16 file is, against LiteRT."""
