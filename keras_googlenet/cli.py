@@ -16,7 +16,6 @@ import argparse
 import os
 import re
 import sys
-import tempfile
 
 from keras_googlenet import defaults
 
@@ -394,21 +393,13 @@ def _quiet_tensorflow():
     if "tensorflow" in sys.modules:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
+    from keras_googlenet import native_stderr  # the standard library only
+
+    with native_stderr.filtered_fd2(_TF_NOISE):
         try:
             import tensorflow  # noqa: F401
         except ImportError:
             pass  # the command that needs it reports it
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-        capture.seek(0)
-        lines = capture.read().decode(errors="replace").splitlines(keepends=True)
-    sys.stderr.write("".join(line for line in lines if not _TF_NOISE.match(line)))
 
 
 if __name__ == "__main__":

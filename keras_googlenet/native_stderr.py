@@ -42,12 +42,13 @@ def quiet():
     with warnings.catch_warnings():
         # keras' tf2onnx_lib probes `hasattr(np, "object")`, which numpy 2 answers with a FutureWarning.
         warnings.filterwarnings("ignore", message=r"In the future `np\.object`", category=FutureWarning)
-        with _filtered_fd2():
+        with filtered_fd2(NOISE):
             yield
 
 
 @contextlib.contextmanager
-def _filtered_fd2():
+def filtered_fd2(noise):
+    """Runs the block with file descriptor 2 captured; then writes back the lines ``noise`` does not match."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as capture:
@@ -60,7 +61,7 @@ def _filtered_fd2():
             os.close(saved)
             capture.seek(0)
             lines = capture.read().decode(errors="replace").splitlines(keepends=True)
-            kept = "".join(line for line in lines if not NOISE.match(line))
+            kept = "".join(line for line in lines if not noise.match(line))
             if kept:
                 sys.stderr.write(kept)
                 sys.stderr.flush()

@@ -1,6 +1,8 @@
 """Shared fixtures. Tests read the real photos bundled in keras_googlenet/data/photos."""
 
 import importlib.util
+import subprocess
+import sys
 
 import pytest
 
@@ -147,3 +149,51 @@ def digits_held_out(digits):
     """The 397 digits that `digits_checkpoint` never trained on: raw images and labels."""
     raw, labels = digits
     return raw[DIGITS_HELD_OUT_FROM:], labels[DIGITS_HELD_OUT_FROM:]
+
+
+HOLD_LOCK = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.flock(fd, fcntl.LOCK_EX)
+os.write(fd, f"{os.getpid()}\\n".encode())
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def lock_holder(tmp_path):
+    """A live process holding the lock of tmp_path/run, as a running `train` does.
+
+    It takes the flock and writes its PID by hand, not through `output_lock`, so
+    that the tests of the lock do not rest on the code they test.
+    """
+    (tmp_path / "run").mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "run" / "train.lock")], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A 32 px single-output classifier: converts in seconds, for the write and error paths."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    pixels = keras.Input((32, 32, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
+    return keras.Model(pixels, keras.layers.Dense(3, activation="softmax", name="main")(x))
+
+
+@pytest.fixture(scope="session")
+def tiny_info():
+    """The ModelInfo of `tiny_model`."""
+    from keras_googlenet import model_info
+
+    return model_info.ModelInfo("bn", 32, ("a", "b", "c"))

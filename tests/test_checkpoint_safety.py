@@ -158,31 +158,6 @@ def test_history_keeps_only_the_complete_rows_of_the_epochs_backed_up(tmp_path):
     assert checkpointing.trim_history(path, 0) == [] and not path.exists()
 
 
-HOLD_LOCK = """
-import fcntl, os, sys, time
-fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
-fcntl.flock(fd, fcntl.LOCK_EX)
-os.write(fd, f"{os.getpid()}\\n".encode())
-print("locked", flush=True)
-time.sleep(120)
-"""
-
-
-@pytest.fixture
-def lock_holder(tmp_path):
-    """A live process holding the lock of tmp_path/run, as a running `train` does."""
-    (tmp_path / "run").mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_LOCK, str(tmp_path / "run" / "train.lock")], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield holder
-    finally:
-        holder.kill()
-        holder.wait()
-
-
 def test_a_second_run_on_a_locked_output_dir_refuses_at_once_naming_the_holder(lock_holder, tmp_path):
     started = time.monotonic()
     with pytest.raises(ValueError) as error:

@@ -304,18 +304,6 @@ def small_checkpoint(tmp_path_factory, three_head_model):
     return path
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
-    """A 32 px single-output classifier: converts in seconds, for the write and error paths."""
-    import keras
-
-    keras.utils.set_random_seed(0)
-    pixels = keras.Input((32, 32, 3))
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
-    return keras.Model(pixels, keras.layers.Dense(3, activation="softmax", name="main")(x))
-
-
-TINY_INFO = model_info.ModelInfo("bn", 32, ("a", "b", "c"))
 
 
 def test_labels_of_the_wrong_count_are_rejected_before_writing(tmp_path, small_checkpoint):
@@ -373,39 +361,39 @@ def test_output_dir_on_a_read_only_file_system_is_rejected(tmp_path):
         export.export(tmp_path / "best.keras", "/proc/self/exports")
 
 
-def test_failed_tflite_conversion_leaves_no_file_behind(tmp_path, tiny_model, monkeypatch):
+def test_failed_tflite_conversion_leaves_no_file_behind(tmp_path, tiny_model, monkeypatch, tiny_info):
     def fail(*args):
         raise ValueError("simulated failure while adding metadata")
 
     monkeypatch.setattr(tflite_metadata, "add_metadata", fail)
     with pytest.raises(ValueError, match="simulated failure"):
-        export.export_tflite(tiny_model, tmp_path / "model.tflite", info=TINY_INFO)
+        export.export_tflite(tiny_model, tmp_path / "model.tflite", info=tiny_info)
     assert os.listdir(tmp_path) == []
 
 
-def test_failed_rewrite_keeps_the_previous_tflite_intact(tmp_path, tiny_model, monkeypatch):
-    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=TINY_INFO)
+def test_failed_rewrite_keeps_the_previous_tflite_intact(tmp_path, tiny_model, monkeypatch, tiny_info):
+    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=tiny_info)
     before = open(path, "rb").read()
     monkeypatch.setattr(tflite_metadata, "add_metadata", lambda *args: (_ for _ in ()).throw(ValueError("simulated")))
     with pytest.raises(ValueError, match="simulated"):
-        export.export_tflite(tiny_model, path, info=TINY_INFO)
+        export.export_tflite(tiny_model, path, info=tiny_info)
     assert open(path, "rb").read() == before
     assert sorted(os.listdir(tmp_path)) == ["model.tflite"]
 
 
-def test_int8_model_whose_input_does_not_map_pixels_exactly_is_refused(tmp_path, tiny_model, monkeypatch):
+def test_int8_model_whose_input_does_not_map_pixels_exactly_is_refused(tmp_path, tiny_model, monkeypatch, tiny_info):
     calibration = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3)).astype(np.float32)
     # The check compares with what the converter gives; demand another scale to see it fire.
     monkeypatch.setitem(export.EXACT_INPUT_QUANTIZATION, "uint8", (0.5, 0))
     with pytest.raises(ValueError, match=r"uint8 input has scale 1\.0 and zero point 0, not 0\.5 and 0: pixels would not map exactly"):
-        export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=TINY_INFO)
+        export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=tiny_info)
     assert os.listdir(tmp_path) == []
 
 
-def test_int8_calibrated_on_mid_grey_crops_still_takes_pixels_as_they_are(tmp_path, tiny_model):
+def test_int8_calibrated_on_mid_grey_crops_still_takes_pixels_as_they_are(tmp_path, tiny_model, tiny_info):
     # Without the added 0 and 255 pixels, grey crops in [100, 150] would give the input that range.
     calibration = np.random.default_rng(0).integers(100, 151, (8, 32, 32, 3)).astype(np.float32)
-    path = export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=TINY_INFO)
+    path = export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=tiny_info)
     assert _interpreter_input(path)["quantization"] == (1.0, 0)
 
 
@@ -420,9 +408,9 @@ def test_metadata_argument_with_an_unknown_key_is_rejected(tmp_path):
         export.export(tmp_path / "best.keras", tmp_path / "out", metadata={"licence": "MIT"})
 
 
-def test_metadata_argument_reaches_the_tflite_metadata(tmp_path, tiny_model):
+def test_metadata_argument_reaches_the_tflite_metadata(tmp_path, tiny_model, tiny_info):
     about = {"name": "Digits", "version": "2026.11", "author": "Tests", "license": "Apache-2.0"}
-    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=TINY_INFO, metadata=about)
+    path = export.export_tflite(tiny_model, tmp_path / "model.tflite", info=tiny_info, metadata=about)
     found = tflite_metadata.read_metadata(path)
     assert (found.name, found.version, found.author, found.license) == ("Digits", "2026.11", "Tests", "Apache-2.0")
     assert found.labels == ("a", "b", "c")

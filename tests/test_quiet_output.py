@@ -8,37 +8,26 @@ import sys
 import numpy as np
 import pytest
 
-from keras_googlenet import export, model_info, native_stderr, runtimes
+from keras_googlenet import export, native_stderr, runtimes
 
-INFO = model_info.ModelInfo("bn", 32, ("a", "b", "c"))
 CHATTER = ("fully_quantize:", "XNNPACK delegate", "np.object")
 
 
-@pytest.fixture(scope="module")
-def tiny_model():
-    import keras
-
-    keras.utils.set_random_seed(0)
-    pixels = keras.Input((32, 32, 3))
-    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, activation="relu")(pixels))
-    return keras.Model(pixels, keras.layers.Dense(3, activation="softmax", name="main")(x))
-
-
-def test_int8_export_onnx_export_and_a_tflite_prediction_print_no_native_chatter(tmp_path, tiny_model, capfd):
+def test_int8_export_onnx_export_and_a_tflite_prediction_print_no_native_chatter(tmp_path, tiny_model, capfd, tiny_info):
     calibration = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype(np.float32)
-    tflite = export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=INFO)
-    export.export_onnx(tiny_model, tmp_path / "model.onnx", info=INFO)
+    tflite = export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data=calibration, info=tiny_info)
+    export.export_onnx(tiny_model, tmp_path / "model.onnx", info=tiny_info)
     probabilities = runtimes.load_predictor(tflite)(calibration[:2])
     err = capfd.readouterr().err
     assert probabilities.shape == (2, 3)
     assert not [line for line in err.splitlines() if any(word in line for word in CHATTER)], err
 
 
-def test_predict_on_a_tflite_prints_the_runtime_line_only_with_debug(tmp_path, tiny_model):
+def test_predict_on_a_tflite_prints_the_runtime_line_only_with_debug(tmp_path, tiny_model, tiny_info):
     # A child process each: LiteRT prints its line for the first delegate of a process only.
     from keras_googlenet import images
 
-    tflite = export.export_tflite(tiny_model, tmp_path / "fp32.tflite", info=INFO)
+    tflite = export.export_tflite(tiny_model, tmp_path / "fp32.tflite", info=tiny_info)
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "keras_googlenet.cli", "predict", tflite, str(images.sample_photo("owl.jpg")), "--top-k", "1"]
     quiet, debug = (subprocess.run(command + extra, env=env, capture_output=True, text=True, timeout=300) for extra in ([], ["--debug"]))

@@ -96,36 +96,11 @@ def test_an_output_dir_that_is_a_file_is_refused_before_tensorflow(tmp_path):
     assert result.stderr == "keras-googlenet train: error: --output-dir must be a folder, not a file. Received: --output-dir='run'\n"
 
 
-HOLD_THE_LOCK = """
-import sys, time
-from keras_googlenet import output_lock
-
-with output_lock.lock_output_dir(sys.argv[1]):
-    print("locked", flush=True)
-    time.sleep(120)
-"""
-
-
-@pytest.fixture
-def running_train(tmp_path):
-    """A live process holding tmp_path/run's lock, as a running `train` does."""
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD_THE_LOCK, str(tmp_path / "run")], stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        yield holder
-    finally:
-        holder.kill()
-        holder.wait()
-
-
-def test_a_busy_output_dir_is_refused_in_one_line_naming_the_pid_before_tensorflow(tmp_path, running_train):
+def test_a_busy_output_dir_is_refused_in_one_line_naming_the_pid_before_tensorflow(tmp_path, lock_holder):
     result = _train(tmp_path, "--output-dir", "run", "--epochs", "1")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
-        f"keras-googlenet train: error: Another training run (PID {running_train.pid}) is writing to run: wait for it "
+        f"keras-googlenet train: error: Another training run (PID {lock_holder.pid}) is writing to run: wait for it "
         "to end, or train into another output_dir. Received: --output-dir='run'\n"
     )
     assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["train.lock"]
