@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import augment, images, predict
+from keras_googlenet import augment, images, runtimes
 
 import browser
 
@@ -70,7 +70,7 @@ def chromium(site):
 def photos(site):
     """Per bundled photo: the PNG the page gets, and the uint8 centre crop `predict` classifies."""
     root, _ = site
-    crops = np.round(predict.prepare_images(images.sample_photos(), SIZE, "bn", raw_pixels=True)).astype(np.uint8)
+    crops = np.round(images.prepare_images(images.sample_photos(), SIZE, "bn", raw_pixels=True)).astype(np.uint8)
     files = []
     for path, crop in zip(images.sample_photos(), crops):
         resized = augment.resize_shorter_side(images.load_image(path).astype(np.float32), round(SIZE * augment.RESIZE_RATIO))
@@ -127,7 +127,7 @@ def top5(probabilities):
 
 
 def keras_probabilities(checkpoint, crops, variant):
-    predictor = predict.load_predictor(str(checkpoint))
+    predictor = runtimes.load_predictor(str(checkpoint))
     return predictor(kg.preprocess_input(crops.astype(np.float32), variant=variant))
 
 
@@ -159,7 +159,7 @@ def test_page_int8_scores_equal_litert_on_the_same_file(site, chromium, photos, 
     model = serve(site, digits_exports["tflite_int8"], "bn_int8.tflite")
     state, errors = run_page(chromium, site[1], model, files)
     assert errors == []
-    litert = predict.load_predictor(digits_exports["tflite_int8"])(crops.astype(np.float32))
+    litert = runtimes.load_predictor(digits_exports["tflite_int8"])(crops.astype(np.float32))
     found = scores(state)
     print(f"web int8 (CPU) vs LiteRT: max |delta| {np.abs(found - litert).max():.2e}")
     assert top5(found) == top5(litert)
@@ -235,7 +235,7 @@ def test_int8_export_runs_on_the_web_gpu_delegate_with_the_litert_top1_within_0_
     path = int8_exports[variant]
     state, errors = run_page(chromium, site[1], serve(site, path, f"{variant}_int8.tflite"), files, delegate="GPU")
     assert errors == []
-    litert = predict.load_predictor(path)(crops.astype(np.float32))
+    litert = runtimes.load_predictor(path)(crops.astype(np.float32))
     found = scores(state)
     print(f"web {variant} int8 (GPU) vs LiteRT: max |delta| {np.abs(found - litert).max():.2e}")
     assert list(found.argmax(-1)) == list(litert.argmax(-1))
