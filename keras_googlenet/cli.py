@@ -245,7 +245,7 @@ def _add_ray_options(parser):
 
 def _train(args):
     kwargs = _train_arguments(args)
-    if args.ray_workers is not None or args.ray_address is not None:
+    if args.ray_workers is not None:  # --ray-address alone was refused by _check_train
         return _train_on_ray(args, kwargs)
     from keras_googlenet import training
 

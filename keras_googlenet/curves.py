@@ -34,7 +34,7 @@ def plot_training_curves(csv_path, png_path):
             for prefix, style in (("", "-"), ("val_", "--")):
                 # A single-output model logs "top1", not "main_top1".
                 name = key if not rows or f"{prefix}{key}" in rows[0] else key.removeprefix("main_")
-                values = [number(row.get(f"{prefix}{name}")) for row in rows]
+                values = [checkpointing.logged_number(row.get(f"{prefix}{name}")) for row in rows]
                 if any(math.isfinite(value) for value in values):
                     axes.plot(epochs, values, style, marker="o", label=f"{prefix}{name}")
         axes.set_xlabel("epoch")
@@ -48,7 +48,3 @@ def plot_training_curves(csv_path, png_path):
     checkpointing.write_atomically(png_path, lambda path: figure.savefig(path, dpi=100))
     plt.close(figure)
     return str(png_path)
-
-
-# A logged value as a float, NaN when missing or not a number.
-number = checkpointing.logged_number

@@ -357,13 +357,13 @@ def _logged_history(csv_path):
     fields, rows = checkpointing.read_history(csv_path)
     # CSVLogger adds "val_" columns of "NA" to a run without validation; its History has none.
     logged = [name for name in fields if name != "epoch" and any(row[name] != "NA" for row in rows)]
-    return {name: [curves.number(row[name]) for row in rows] for name in logged}
+    return {name: [checkpointing.logged_number(row[name]) for row in rows] for name in logged}
 
 
 def _best_logged(rows, monitor):
     # The best checkpoint's score, so that a resumed run does not replace
     # best.keras by a worse model (ModelCheckpoint forgets it on restart).
-    values = [curves.number(row.get(monitor)) for row in rows]
+    values = [checkpointing.logged_number(row.get(monitor)) for row in rows]
     return max((value for value in values if math.isfinite(value)), default=None)
 
 
