@@ -31,7 +31,9 @@ FORMATS = ("savedmodel", "tflite", "onnx")  # what "all" writes
 KERASHUB_FORMAT = "kerashub"
 EXPORT_FORMATS = (*FORMATS, KERASHUB_FORMAT)
 QUANTIZATIONS = ("fp32", "fp16", "dynamic", "int8")
-INT8_IO_TYPES = ("uint8", "int8")
+# The int8 file's input: uint8 pixels (MediaPipe's CPU path), int8 (q = pixel - 128), or
+# float32 pixels, quantized inside the graph: what MediaPipe's web GPU delegate feeds correctly.
+INT8_IO_TYPES = ("uint8", "int8", "float32")
 # Opset 17 is supported by every onnxruntime since 1.13 and by tf2onnx 1.16+.
 DEFAULT_OPSET = 17
 DEFAULT_EXPORT_DIR = "exports"

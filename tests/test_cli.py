@@ -130,7 +130,7 @@ def test_help_lists_the_choices_of_export(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "--format {savedmodel,tflite,onnx,kerashub,all}" in text
     assert "--quantize {fp32,fp16,dynamic,int8}" in text
-    assert "--int8-io {uint8,int8}" in text
+    assert "--int8-io {uint8,int8,float32}" in text
 
 
 @pytest.mark.parametrize(
@@ -138,7 +138,7 @@ def test_help_lists_the_choices_of_export(capsys):
     [
         (["export", "m.keras", "--format", "coreml"], "argument --format: invalid choice: 'coreml' (choose from 'savedmodel', 'tflite', 'onnx', 'kerashub', 'all')"),
         (["export", "m.keras", "--quantize", "fp32", "int4"], "argument --quantize: invalid choice: 'int4'"),
-        (["export", "m.keras", "--int8-io", "float32"], "argument --int8-io: invalid choice: 'float32'"),
+        (["export", "m.keras", "--int8-io", "float16"], "argument --int8-io: invalid choice: 'float16'"),
     ],
 )
 def test_export_choices_are_checked_by_the_parser(argv, message, capsys):

@@ -1,5 +1,6 @@
 """Exports of a trained GoogLeNet: formats, metadata, raw-pixel input, int8 types, the uint8 signature, bad input."""
 
+import collections
 import json
 import os
 
@@ -230,6 +231,41 @@ def test_int8_io_option_gives_int8_input_and_float_output_that_still_agree(tmp_p
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("variant", ["bn", "paper"])
+def test_float32_input_int8_file_gives_the_uint8_input_file_its_scores_on_float_pixels(request, tmp_path, digits, digits_held_out, variant):
+    """The same calibration and integer graph behind a QUANTIZE of the float pixels (scale 1): the same numbers."""
+    prefix = "" if variant == "bn" else "paper_"
+    checkpoint, exports = (request.getfixturevalue(f"{prefix}digits_{name}") for name in ("checkpoint", "exports"))
+    path = export.export_tflite(
+        model_info.load_checkpoint(checkpoint), tmp_path / "float_in.tflite", quantize="int8", calibration_data=digits[0][:128],
+        int8_io="float32", info=runtimes.load_predictor(exports["tflite_int8"]).info,
+    )
+    float_in, uint8_in = runtimes.load_predictor(path), runtimes.load_predictor(exports["tflite_int8"])
+    assert (float_in.input_dtype, float_in.output_dtype) == (np.float32, np.float32)
+    crops = digits_held_out[0][:64].astype(np.float32)
+    np.testing.assert_allclose(float_in(crops), uint8_in(crops), rtol=0, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_paper_int8_file_keeps_the_lrn_in_float_and_every_convolution_integer(paper_digits_exports):
+    """An integer LRN is a chain of elementwise ops that lost 3 quantization steps in its division (see `export.float_layers`)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = flatbuffer_utils.read_model(paper_digits_exports["tflite_int8"])
+    graph = model.subgraphs[0]
+    float_ops = collections.Counter()  # op name -> how many give float32 (tensor type 0)
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if graph.tensors[op.outputs[0]].type == schema.TensorType.FLOAT32:
+            float_ops[names[max(code.builtinCode, code.deprecatedBuiltinCode)]] += 1
+    # One DIV and one POW per LRN (pool1/norm1, conv2/norm2); a DEQUANTIZE into each and one before the softmax.
+    assert (float_ops["DIV"], float_ops["POW"], float_ops["DEQUANTIZE"], float_ops["SOFTMAX"]) == (2, 2, 3, 1)
+    assert float_ops["CONV_2D"] == float_ops["FULLY_CONNECTED"] == 0
+
+
+@pytest.mark.slow
 def test_uint8_signature_on_raw_jpeg_pixels_matches_python_crop_then_float_signature(digits_exports, photo_paths):
     saved_model = runtimes.load_predictor(digits_exports["savedmodel"])
     for path in [p for p in photo_paths if p.suffix == ".jpg"]:
@@ -246,7 +282,7 @@ def test_uint8_signature_on_raw_jpeg_pixels_matches_python_crop_then_float_signa
     [
         ({"formats": "coreml"}, ValueError, r"`formats` must be from \['savedmodel', 'tflite', 'onnx', 'kerashub'\]\. Received: formats=\['coreml'\]"),
         ({"quantize": "int4"}, ValueError, r"`quantize` must be from .*'int8'\]\. Received: quantize=\['int4'\]"),
-        ({"int8_io": "float"}, ValueError, r"`int8_io` must be one of \['uint8', 'int8'\]\. Received: int8_io='float'"),
+        ({"int8_io": "float"}, ValueError, r"`int8_io` must be one of \['uint8', 'int8', 'float32'\]\. Received: int8_io='float'"),
     ],
 )
 def test_bad_export_option_raises_one_line_naming_it(tmp_path, kwargs, error, message):
