@@ -37,6 +37,9 @@ CHROMIUM_FLAGS = [
     "--disable-quic",
     "--no-first-run",
     "--window-size=900,760",
+    # The page's Camera button: Chromium's own test camera (a generated 640 x 480 picture), allowed without asking.
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
 ]
 # MediaPipe posts usage logs to a Google host; sealed, that request fails and is not the page's error.
 IGNORED_CONSOLE = ("play.googleapis.com", "ERR_NAME_NOT_RESOLVED", "favicon.ico")
@@ -137,6 +140,23 @@ class Browser:
         found = self._call("POST", f"{self.session}/element", {"using": "css selector", "value": selector})
         element = next(iter(found.values()))
         self._call("POST", f"{self.session}/element/{element}/value", {"text": str(path)})
+
+    def click(self, selector):
+        found = self._call("POST", f"{self.session}/element", {"using": "css selector", "value": selector})
+        self._call("POST", f"{self.session}/element/{next(iter(found.values()))}/click", {})
+
+    def drop(self, selector, url, name):
+        """Drops the file at `url` (fetched by the page, a PNG) on an element, as a drag from the desktop does."""
+        self.execute(
+            """const [selector, url, name] = arguments;
+            return fetch(url).then((response) => response.blob()).then((blob) => {
+              const data = new DataTransfer();
+              data.items.add(new File([blob], name, { type: "image/png" }));
+              document.querySelector(selector).dispatchEvent(new DragEvent("drop", { dataTransfer: data, bubbles: true, cancelable: true }));
+              return true;
+            });""",
+            selector, url, name,
+        )
 
     def screenshot(self, path):
         pathlib.Path(path).write_bytes(base64.b64decode(self._call("GET", f"{self.session}/screenshot")))

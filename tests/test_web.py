@@ -185,6 +185,37 @@ def test_page_crops_the_centre_square_of_a_full_photo_as_evaluate_does(site, chr
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_a_photo_dropped_on_the_page_gets_the_scores_the_file_picker_gave_it(site, chromium, photos, digits_exports):
+    files, _ = photos
+    picked, _ = run_page(chromium, site[1], serve(site, digits_exports["tflite_fp32"], "bn_fp32.tflite"), files[:1])
+    chromium.drop("#drop", files[0].name, files[0].name)
+    state = chromium.wait_for("const s = window.googlenetResults; return (s.images.length >= 2 || s.error) && s;")
+    assert state["error"] is None
+    assert state["images"][1]["name"] == files[0].name
+    assert state["images"][1]["categories"] == picked["images"][0]["categories"]
+    assert chromium.console_errors() == []
+
+
+def test_the_camera_button_classifies_the_centre_square_of_a_camera_frame(site, chromium, digits_exports):
+    """Chromium's fake camera (browser.CHROMIUM_FLAGS) stands in for a webcam."""
+    chromium.get(f"{site[1]}index.html?model={serve(site, digits_exports['tflite_fp32'], 'bn_fp32.tflite')}")
+    assert chromium.wait_for("const s = window.googlenetResults; return s.state !== 'loading' && s;")["state"] == "ready"
+    chromium.click("#camera")
+    chromium.wait_for("return document.getElementById('video').videoWidth > 0")
+    chromium.click("#snap")
+    state = chromium.wait_for("const s = window.googlenetResults; return (s.images.length >= 1 || s.error) && s;")
+    assert state["error"] is None
+    frame = state["images"][0]
+    assert frame["name"] == "camera frame" and frame["width"] > frame["height"] > 0
+    resized = augment.resize_shorter_side(np.zeros((frame["height"], frame["width"], 3), np.float32), round(SIZE * augment.RESIZE_RATIO))
+    height, width = resized.shape[:2]
+    top, left = (height - SIZE) // 2, (width - SIZE) // 2
+    assert frame["roi"] == pytest.approx({"top": top / height, "bottom": (top + SIZE) / height, "left": left / width, "right": (left + SIZE) / width}, abs=1e-12)
+    assert sorted(c["index"] for c in frame["categories"]) == list(range(CLASSES))
+    assert sum(c["score"] for c in frame["categories"]) == pytest.approx(1.0, abs=1e-4)
+    assert chromium.console_errors() == []
+
+
 def op_names(path):
     """The builtin operators of a .tflite file, read from its flatbuffer."""
     from tensorflow.lite.python import schema_py_generated as schema
