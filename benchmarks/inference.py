@@ -245,7 +245,7 @@ def _goals(rows, batch_sizes):
     ratio = median(INT8, 1) / integer if integer and median(INT8, 1) else None
     goals.append(
         common.goal(
-            f"TFLite int8 (float softmax) / {INTEGER_SOFTMAX_INT8} latency, batch 1", ratio,
+            f"{INT8} (the export) / {INTEGER_SOFTMAX_INT8} latency, batch 1", ratio,
             f"<= {INT8_LATENCY_LIMIT}", ratio is not None and ratio <= INT8_LATENCY_LIMIT,
         )
     )
