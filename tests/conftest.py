@@ -113,6 +113,22 @@ def paper_digits_exports(tmp_path_factory, digits, paper_digits_checkpoint):
 
 
 @pytest.fixture(scope="session")
+def float_input_int8_exports(tmp_path_factory, digits, digits_checkpoint, paper_digits_checkpoint):
+    """Per variant: ``export --quantize int8 --int8-io float32`` of the digits model, calibrated as its int8 export."""
+    from keras_googlenet import export, model_info
+
+    folder = tmp_path_factory.mktemp("float_input_int8")
+    paths = {}
+    for variant, checkpoint in (("bn", digits_checkpoint), ("paper", paper_digits_checkpoint)):
+        model = model_info.load_checkpoint(checkpoint)
+        paths[variant] = export.export_tflite(
+            model, folder / f"{variant}_int8_float_input.tflite", quantize="int8", calibration_data=digits[0][:128],
+            int8_io="float32", info=model_info.checkpoint_info(model, checkpoint=checkpoint),
+        )
+    return paths
+
+
+@pytest.fixture(scope="session")
 def image_folder(tmp_path_factory):
     """A class-per-folder tree of real PNG, JPEG, GIF and BMP files, 6 per class.
 

@@ -204,9 +204,9 @@ def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_t
     int8 = runtimes.load_predictor(exports["tflite_int8"])
     got = np.concatenate([int8(crops[i : i + 64]) for i in range(0, len(crops), 64)])
     np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
-    # Measured: 85.9% ("bn") and 73.3% ("paper"); a uint8 softmax gave 10.8% and 16.1% (ties).
+    # Measured: 86.9% ("bn") and 85.1% ("paper"; 73.6% with an integer LRN); a uint8 softmax gave 10.8% and 16.1% (ties).
     identical = np.mean([list(np.argsort(-a)[:5]) == list(np.argsort(-b)[:5]) for a, b in zip(got, reference)])
-    assert identical >= 0.65, f"{variant}: int8 top-5 identical to Keras on {identical:.1%} of {len(crops)} held-out digits"
+    assert identical >= 0.80, f"{variant}: int8 top-5 identical to Keras on {identical:.1%} of {len(crops)} held-out digits"
     assert np.mean(got.argmax(-1) == reference.argmax(-1)) >= 0.99
 
 
@@ -232,15 +232,10 @@ def test_int8_io_option_gives_int8_input_and_float_output_that_still_agree(tmp_p
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bn", "paper"])
-def test_float32_input_int8_file_gives_the_uint8_input_file_its_scores_on_float_pixels(request, tmp_path, digits, digits_held_out, variant):
+def test_float32_input_int8_file_gives_the_uint8_input_file_its_scores_on_float_pixels(request, float_input_int8_exports, digits_held_out, variant):
     """The same calibration and integer graph behind a QUANTIZE of the float pixels (scale 1): the same numbers."""
-    prefix = "" if variant == "bn" else "paper_"
-    checkpoint, exports = (request.getfixturevalue(f"{prefix}digits_{name}") for name in ("checkpoint", "exports"))
-    path = export.export_tflite(
-        model_info.load_checkpoint(checkpoint), tmp_path / "float_in.tflite", quantize="int8", calibration_data=digits[0][:128],
-        int8_io="float32", info=runtimes.load_predictor(exports["tflite_int8"]).info,
-    )
-    float_in, uint8_in = runtimes.load_predictor(path), runtimes.load_predictor(exports["tflite_int8"])
+    exports = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")
+    float_in, uint8_in = runtimes.load_predictor(float_input_int8_exports[variant]), runtimes.load_predictor(exports["tflite_int8"])
     assert (float_in.input_dtype, float_in.output_dtype) == (np.float32, np.float32)
     crops = digits_held_out[0][:64].astype(np.float32)
     np.testing.assert_allclose(float_in(crops), uint8_in(crops), rtol=0, atol=1e-6)

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
-from keras_googlenet import augment, export, images, model_info, runtimes
+from keras_googlenet import augment, images, runtimes
 
 import browser
 
@@ -294,20 +294,6 @@ def digit_files(site, digits_held_out):
         files.append(root / f"digit_{i}.png")
         files[-1].write_bytes(_png(pixels))
     return files, np.stack(crops)
-
-
-@pytest.fixture(scope="module")
-def float_input_int8_exports(tmp_path_factory, digits, digits_checkpoint, paper_digits_checkpoint):
-    """``export --quantize int8 --int8-io float32`` of both variants, calibrated as conftest's int8 files."""
-    folder = tmp_path_factory.mktemp("float_input_int8")
-    return {
-        variant: export.export_tflite(
-            model_info.load_checkpoint(checkpoint), folder / f"{variant}_int8_float_input.tflite", quantize="int8",
-            calibration_data=digits[0][:128], int8_io="float32",
-            info=model_info.checkpoint_info(model_info.load_checkpoint(checkpoint), checkpoint=checkpoint),
-        )
-        for variant, checkpoint in (("bn", digits_checkpoint), ("paper", paper_digits_checkpoint))
-    }
 
 
 @pytest.mark.parametrize("variant", ["bn", "paper"])
