@@ -242,22 +242,24 @@ def test_float32_input_int8_file_gives_the_uint8_input_file_its_scores_on_float_
 
 
 @pytest.mark.slow
-def test_paper_int8_file_keeps_the_lrn_in_float_and_every_convolution_integer(paper_digits_exports):
-    """An integer LRN is a chain of elementwise ops that lost 3 quantization steps in its division (see `export.float_layers`)."""
+@pytest.mark.parametrize("variant, lrns", [("bn", 0), ("paper", 2)])
+def test_int8_file_keeps_the_lrns_and_the_classifier_in_float_and_every_convolution_integer(request, variant, lrns):
+    """See `export.float_layers`: an integer LRN lost 3 quantization steps in its division; integer logits flipped top-1s."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
+    exports = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")
     names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    model = flatbuffer_utils.read_model(paper_digits_exports["tflite_int8"])
+    model = flatbuffer_utils.read_model(exports["tflite_int8"])
     graph = model.subgraphs[0]
     float_ops = collections.Counter()  # op name -> how many give float32 (tensor type 0)
     for op in graph.operators:
         code = model.operatorCodes[op.opcodeIndex]
         if graph.tensors[op.outputs[0]].type == schema.TensorType.FLOAT32:
             float_ops[names[max(code.builtinCode, code.deprecatedBuiltinCode)]] += 1
-    # One DIV and one POW per LRN (pool1/norm1, conv2/norm2); a DEQUANTIZE into each and one before the softmax.
-    assert (float_ops["DIV"], float_ops["POW"], float_ops["DEQUANTIZE"], float_ops["SOFTMAX"]) == (2, 2, 3, 1)
-    assert float_ops["CONV_2D"] == float_ops["FULLY_CONNECTED"] == 0
+    # One DIV and one POW per LRN (pool1/norm1, conv2/norm2); a DEQUANTIZE into each and one into the classifier.
+    assert (float_ops["DIV"], float_ops["POW"], float_ops["DEQUANTIZE"]) == (lrns, lrns, lrns + 1)
+    assert (float_ops["FULLY_CONNECTED"], float_ops["SOFTMAX"], float_ops["CONV_2D"]) == (1, 1, 0)
 
 
 @pytest.mark.slow
