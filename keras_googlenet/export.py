@@ -123,9 +123,10 @@ def export(
             export_saved_model(model, saved_model_dir, info=info)
         if "savedmodel" in formats:
             paths["savedmodel"] = str(saved_model_dir)
+        in_float = float_layers(model)
         for kind in quantize if "tflite" in formats else ():
             path = output_dir / f"googlenet_{kind}.tflite"
-            _convert_tflite(saved_model_dir, path, kind, calibration, int8_io, info, metadata, float_layers(model))
+            _convert_tflite(saved_model_dir, path, kind, calibration, int8_io, info, metadata, in_float)
             paths[f"tflite_{kind}"] = str(path)
     if "onnx" in formats:
         paths["onnx"] = export_onnx(model, output_dir / ONNX_FILE, info=info, opset=opset)
@@ -354,7 +355,7 @@ def _convert_int8(converter, calibration, int8_io, float_layers=()):
     import tensorflow as tf
     from tensorflow.lite.python import convert
 
-    converter.representative_dataset = lambda: ([batch[i : i + 1]] for batch in calibration for i in range(len(batch)))
+    converter.representative_dataset = representative_dataset(calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
@@ -362,6 +363,11 @@ def _convert_int8(converter, calibration, int8_io, float_layers=()):
         calibrated, input_data_type=getattr(tf, int8_io), output_data_type=tf.float32, denylisted_ops=["SOFTMAX"],
         denylisted_nodes=_tensors_of_layers(calibrated, float_layers) or None,
     )
+
+
+def representative_dataset(calibration):
+    """The converter's ``representative_dataset``: each image of `representative_batches`' batches, one at a time."""
+    return lambda: ([batch[i : i + 1]] for batch in calibration for i in range(len(batch)))
 
 
 def _tensors_of_layers(flatbuffer, layer_names):

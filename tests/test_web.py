@@ -285,15 +285,14 @@ def digit_files(site, digits_held_out):
     near-uniform, and int8 rounding flips the top-1 of 2 of the 6 against Keras on the CPU as well.
     """
     root, _ = site
-    files, crops = [], []
+    files, pages = [], []
     for i, digit in enumerate(digits_held_out[0][:DIGITS_ON_THE_PAGE]):
         resized = augment.resize_shorter_side(digit.astype(np.float32), round(SIZE * augment.RESIZE_RATIO))
-        pixels = np.clip(np.round(np.asarray(resized)), 0, 255).astype(np.uint8)
-        top = (pixels.shape[0] - SIZE) // 2
-        crops.append(pixels[top : top + SIZE, top : top + SIZE])
+        pages.append(np.clip(np.round(np.asarray(resized)), 0, 255).astype(np.uint8))
         files.append(root / f"digit_{i}.png")
-        files[-1].write_bytes(_png(pixels))
-    return files, np.stack(crops)
+        files[-1].write_bytes(_png(pages[-1]))
+    # Already at eval_transform's size, so its resize keeps the pixels and it only crops.
+    return files, np.round(images.crop_images(pages, SIZE)).astype(np.uint8)
 
 
 @pytest.mark.parametrize("variant", ["bn", "paper"])
