@@ -115,7 +115,7 @@ def export(
 
         training = kerashub_preset.training_summary(checkpoint)
         paths[KERASHUB_FORMAT] = kerashub_preset.write_preset(model, info, output_dir / KERASHUB_FORMAT, training=training)
-    model = with_preprocessing(model, info.variant)
+    inference, model = model, with_preprocessing(model, info.variant)
 
     with tempfile.TemporaryDirectory() as scratch:
         saved_model_dir = output_dir / SAVED_MODEL_DIR if "savedmodel" in formats else pathlib.Path(scratch) / SAVED_MODEL_DIR
@@ -126,7 +126,11 @@ def export(
         in_float = float_layers(model)
         for kind in quantize if "tflite" in formats else ():
             path = output_dir / f"googlenet_{kind}.tflite"
-            _convert_tflite(saved_model_dir, path, kind, calibration, int8_io, info, metadata, in_float)
+            source = saved_model_dir
+            if kind == "int8":  # its own SavedModel: the float files keep the float kernels
+                corrected = rounding_corrected(inference, calibration, info)
+                source = export_saved_model(corrected, pathlib.Path(scratch) / "int8", info=info, raw_image_signature=False)
+            _convert_tflite(source, path, kind, calibration, int8_io, info, metadata, in_float)
             paths[f"tflite_{kind}"] = str(path)
     if "onnx" in formats:
         paths["onnx"] = export_onnx(model, output_dir / ONNX_FILE, info=info, opset=opset)
@@ -283,9 +287,20 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
     calibration = representative_batches(calibration_data, info) if quantize == "int8" else None
     folder = _prepare_output_dir(pathlib.Path(path).parent, "path")
     with tempfile.TemporaryDirectory() as scratch:
+        model = rounding_corrected(model, calibration, info) if quantize == "int8" else model
         saved_model_dir = export_saved_model(model, pathlib.Path(scratch) / SAVED_MODEL_DIR, info=info, raw_image_signature=False)
         _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info, metadata, float_layers(model))
     return str(path)
+
+
+def rounding_corrected(model, calibration, info):
+    """``model`` with its kernels rounded to int8 and its biases corrected on the calibration crops (`int8_bias`)."""
+    from keras_googlenet import int8_bias
+    from keras_googlenet import model as model_lib
+
+    crops = calibration[0]  # the representative crops, without the [0, 255] extremes
+    inputs = crops if model_lib.includes_preprocessing(model) else scaling.scale_pixels(crops, info.variant)
+    return int8_bias.corrected_for_int8(model, inputs)
 
 
 def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info, metadata, float_layers=()):
