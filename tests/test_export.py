@@ -11,6 +11,8 @@ import keras_googlenet as kg
 from keras_googlenet import export, images, model_info, runtimes, tflite_metadata
 from keras_googlenet.augment import eval_transform
 
+import tflite_ops
+
 DIGIT_NAMES = [f"digit {i}" for i in range(10)]
 TFLITE_KINDS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
 
@@ -19,16 +21,6 @@ def _interpreter_input(path):
     from ai_edge_litert.interpreter import Interpreter
 
     return Interpreter(model_path=str(path)).get_input_details()[0]
-
-
-def _tflite_ops(path):
-    """The builtin op names a .tflite file uses, read from its flatbuffer."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    names = {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    model = flatbuffer_utils.read_model(str(path))
-    return {names[max(code.builtinCode, code.deprecatedBuiltinCode)] for code in model.operatorCodes}
 
 
 def _onnx_ops(path):
@@ -47,7 +39,7 @@ def _savedmodel_ops(path, signature):
 
 def _export_ops(paths):
     """Each export's op names, by export name."""
-    ops = {kind: _tflite_ops(path) for kind, path in paths.items() if kind.startswith("tflite_")}
+    ops = {kind: tflite_ops.op_names(path) for kind, path in paths.items() if kind.startswith("tflite_")}
     if "onnx" in paths:
         ops["onnx"] = _onnx_ops(paths["onnx"])
     if "savedmodel" in paths:
@@ -191,13 +183,11 @@ def test_int8_tflite_has_uint8_input_float32_output_and_is_over_3x_smaller_than_
 def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_their_order(request, digits_held_out, variant):
     prefix = "" if variant == "bn" else "paper_"
     checkpoint, exports = (request.getfixturevalue(f"{prefix}digits_{name}") for name in ("checkpoint", "exports"))
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model(exports["tflite_int8"])
+    model = tflite_ops.read_model(exports["tflite_int8"])
     graph = model.subgraphs[0]
     last = graph.operators[-1]
-    # SOFTMAX (builtin code 25) last, on float32 (type 0) logits, giving the output.
-    assert model.operatorCodes[last.opcodeIndex].builtinCode == 25
+    # SOFTMAX last, on float32 (type 0) logits, giving the output.
+    assert tflite_ops.op_name(tflite_ops.builtin_names(), model.operatorCodes[last.opcodeIndex]) == "SOFTMAX"
     assert [graph.tensors[i].type for i in (*last.inputs, *last.outputs)] == [0, 0] and list(last.outputs) == list(graph.outputs)
     crops = digits_held_out[0].astype(np.float32)
     reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
@@ -246,17 +236,16 @@ def test_float32_input_int8_file_gives_the_uint8_input_file_its_scores_on_float_
 def test_int8_file_keeps_the_lrns_and_the_classifier_in_float_and_every_convolution_integer(request, variant, lrns):
     """See `export.float_layers`: an integer LRN lost 3 quantization steps in its division; integer logits flipped top-1s."""
     from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
 
     exports = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    model = flatbuffer_utils.read_model(exports["tflite_int8"])
+    names = tflite_ops.builtin_names()
+    model = tflite_ops.read_model(exports["tflite_int8"])
     graph = model.subgraphs[0]
     float_ops = collections.Counter()  # op name -> how many give float32 (tensor type 0)
     for op in graph.operators:
         code = model.operatorCodes[op.opcodeIndex]
         if graph.tensors[op.outputs[0]].type == schema.TensorType.FLOAT32:
-            float_ops[names[max(code.builtinCode, code.deprecatedBuiltinCode)]] += 1
+            float_ops[tflite_ops.op_name(names, code)] += 1
     # One DIV and one POW per LRN (pool1/norm1, conv2/norm2); a DEQUANTIZE into each and one into the classifier.
     assert (float_ops["DIV"], float_ops["POW"], float_ops["DEQUANTIZE"]) == (lrns, lrns, lrns + 1)
     assert (float_ops["FULLY_CONNECTED"], float_ops["SOFTMAX"], float_ops["CONV_2D"]) == (1, 1, 0)

@@ -22,6 +22,7 @@ import keras_googlenet as kg
 from keras_googlenet import augment, images, runtimes
 
 import browser
+import tflite_ops
 
 WEB = pathlib.Path(__file__).resolve().parent.parent / "examples" / "web"
 SIZE = 96  # conftest's digits models
@@ -216,16 +217,6 @@ def test_the_camera_button_classifies_the_centre_square_of_a_camera_frame(site, 
     assert chromium.console_errors() == []
 
 
-def op_names(path):
-    """The builtin operators of a .tflite file, read from its flatbuffer."""
-    from tensorflow.lite.python import schema_py_generated as schema
-    from tensorflow.lite.tools import flatbuffer_utils
-
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(pathlib.Path(path).read_bytes()))
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    return {names[max(code.builtinCode, code.deprecatedBuiltinCode)] for code in model.operatorCodes}
-
-
 @pytest.fixture(scope="module")
 def float_exports(digits_exports, digits_checkpoint, paper_digits_exports, paper_digits_checkpoint):
     """The fp32 and fp16 files of both variants, with their checkpoints."""
@@ -244,7 +235,7 @@ def int8_exports(digits_exports, paper_digits_exports):
 def test_float_exports_run_on_the_web_gpu_delegate_with_the_keras_top1_within_0_02(site, chromium, photos, float_exports, variant, kind):
     files, crops = photos
     path, checkpoint = float_exports[variant, kind]
-    assert "GATHER" not in op_names(path)
+    assert "GATHER" not in tflite_ops.op_names(path)
     state, errors = run_page(chromium, site[1], serve(site, path, f"{variant}_{kind}.tflite"), files, delegate="GPU")
     assert errors == []
     assert state["delegate"] == "GPU"
