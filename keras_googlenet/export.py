@@ -72,7 +72,8 @@ def export(
             `kerashub_preset`; needs ``keras-googlenet[kerashub]``).
         quantize: the TFLite variants to write, from ``"fp32"``, ``"fp16"``
             (float16 weights), ``"dynamic"`` (int8 weights) and ``"int8"``
-            (full integer, needs ``calibration_data``).
+            (full integer, needs ``calibration_data``; its kernels are
+            rounded and its biases corrected for that first, see `int8_bias`).
         calibration_data: the representative images for ``"int8"``: an image
             folder, a dataset source such as ``"digits"`` (its training split,
             as the training pipeline reads it), or an array of raw RGB crops
@@ -268,7 +269,9 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
     Args:
         model: a single-output Keras model (see `inference_model`).
         path: the `.tflite` file to write.
-        quantize: ``"fp32"``, ``"fp16"``, ``"dynamic"`` or ``"int8"``.
+        quantize: ``"fp32"``, ``"fp16"``, ``"dynamic"`` or ``"int8"`` (with
+            the bias correction of `int8_bias` for the model's own
+            convolutions; those of a nested model are converted as they are).
         calibration_data: for ``"int8"``: see `export`.
         int8_io: for ``"int8"``: ``"uint8"``, ``"int8"`` or ``"float32"`` input.
         info: a `model_info.ModelInfo`; taken from the model when ``None``.
