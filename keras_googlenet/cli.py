@@ -105,7 +105,7 @@ def _add_export(subparsers):
     parser.add_argument("--output-dir", default=defaults.DEFAULT_EXPORT_DIR, help=f"folder to write to (default: {defaults.DEFAULT_EXPORT_DIR})")
     parser.add_argument("--format", default="all", choices=[*defaults.EXPORT_FORMATS, "all"], help=f"what to write (default: all, which is {', '.join(defaults.FORMATS)}; {defaults.KERASHUB_FORMAT!r} writes a KerasHub preset in OUTPUT_DIR/{defaults.KERASHUB_FORMAT} and needs keras-googlenet[kerashub])")
     parser.add_argument("--quantize", nargs="+", default=["fp32"], choices=defaults.QUANTIZATIONS, help="TFLite variants, one or more: float32, float16 weights, int8 weights, full integer (default: fp32)")
-    parser.add_argument("--calibration-data", default=None, help="int8 calibration images: an image folder, or a training source ('digits', a class-folder tree, a tfds name) of which 128 training images are used")
+    parser.add_argument("--calibration-data", default=None, help="int8 calibration images (activation ranges, and the bias correction of the rounded kernels): an image folder, or a training source ('digits', a class-folder tree, a tfds name) of which 128 training images are used")
     parser.add_argument("--int8-io", default="uint8", choices=defaults.INT8_IO_TYPES, help="input type of the int8 model: uint8 pixels, int8 (pixel - 128) or float32 pixels (the int8 file for MediaPipe's web GPU delegate); its output is float32 probabilities either way (default: uint8)")
     parser.add_argument("--labels", default=None, help="labels file, one class name per line")
     parser.add_argument("--opset", type=int, default=defaults.DEFAULT_OPSET, help=f"ONNX opset (default: {defaults.DEFAULT_OPSET})")
