@@ -159,8 +159,10 @@ def test_presets_give_the_same_probabilities_and_features_on_other_backends(pres
     for variant, (probabilities, features) in presets["references"].items():
         np.testing.assert_allclose(loaded[f"{variant}_features"], features, atol=1e-5 * np.abs(features).max(), rtol=0)
         # Other convolution kernels round differently: logits several units
-        # apart move by ~5e-5, probabilities by up to 1.1e-5 (measured).
-        np.testing.assert_allclose(loaded[f"{variant}_probabilities"], probabilities, atol=2e-5, rtol=0)
+        # apart move by ~5e-5, probabilities by up to 1.1e-5 on one 2-core
+        # machine and 2.01e-5 (JAX, a 0.50 probability) on another. A wrong
+        # weight layout moves them by more than 1e-2.
+        np.testing.assert_allclose(loaded[f"{variant}_probabilities"], probabilities, atol=5e-5, rtol=0)
 
 
 def test_preset_has_keras_hub_files_a_model_card_and_our_name(presets):
