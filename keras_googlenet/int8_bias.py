@@ -53,7 +53,7 @@ def corrected_for_int8(model, inputs):
     for stage in _stages(corrected, copies):
         means = _pre_activation_means(corrected, stage, inputs)
         for conv in stage:
-            _shift(corrected, conv, targets[conv.name] - means[conv.name])
+            _shift(conv, targets[conv.name] - means[conv.name])
     return corrected
 
 
@@ -84,37 +84,37 @@ def _pre_activation_means(model, convs, inputs):
 
     feeder = keras.Model(model.inputs, [conv.input for conv in convs])
     sums, counts = {}, {}
+    norms = {conv.name: _batch_norm_after(conv) for conv in convs}
     for start in range(0, len(inputs), CHUNK):
         conv_inputs = feeder.predict_on_batch(inputs[start : start + CHUNK])
         for conv, x in zip(convs, conv_inputs if isinstance(conv_inputs, list) else [conv_inputs]):
-            z = _pre_activation(model, conv, x).reshape(-1, conv.filters)
+            z = _pre_activation(conv, norms[conv.name], x).reshape(-1, conv.filters)
             sums[conv.name] = sums.get(conv.name, 0.0) + z.sum(axis=0, dtype=np.float64)
             counts[conv.name] = counts.get(conv.name, 0) + len(z)
     return {name: sums[name] / counts[name] for name in sums}
 
 
-def _pre_activation(model, conv, x):
-    """The output of ``conv`` on its input ``x``, through its bias or the batch norm that follows it, before any activation."""
+def _pre_activation(conv, norm, x):
+    """The output of ``conv`` on its input ``x``, through its bias or ``norm`` (the batch norm after it, or None), before any activation."""
     import keras
 
     z = conv.convolution_op(x, conv.kernel)
     if conv.use_bias:
         z = z + conv.bias
-    norm = _batch_norm_after(model, conv)
     return keras.ops.convert_to_numpy(norm(z, training=False) if norm is not None else z)
 
 
-def _shift(model, conv, delta):
+def _shift(conv, delta):
     """Adds ``delta`` to each channel of ``conv``'s pre-activation output: to the batch norm's beta after it, or to its bias."""
     import keras
 
-    norm = _batch_norm_after(model, conv)
+    norm = _batch_norm_after(conv)
     target = norm.beta if norm is not None and norm.center else conv.bias if conv.use_bias else None
     if target is not None:  # a convolution with neither keeps its rounding uncorrected
         target.assign(keras.ops.convert_to_numpy(target) + delta.astype(np.float32))
 
 
-def _batch_norm_after(model, conv):
+def _batch_norm_after(conv):
     """The `BatchNormalization` that alone takes ``conv``'s linear output, or None."""
     import keras
 
