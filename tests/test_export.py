@@ -187,7 +187,7 @@ def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_t
     graph = model.subgraphs[0]
     last = graph.operators[-1]
     # SOFTMAX last, on float32 (type 0) logits, giving the output.
-    assert tflite_ops.op_name(tflite_ops.builtin_names(), model.operatorCodes[last.opcodeIndex]) == "SOFTMAX"
+    assert tflite_ops.op_name(model.operatorCodes[last.opcodeIndex]) == "SOFTMAX"
     assert [graph.tensors[i].type for i in (*last.inputs, *last.outputs)] == [0, 0] and list(last.outputs) == list(graph.outputs)
     crops = digits_held_out[0].astype(np.float32)
     reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
@@ -238,14 +238,13 @@ def test_int8_file_keeps_the_lrns_and_the_classifier_in_float_and_every_convolut
     from tensorflow.lite.python import schema_py_generated as schema
 
     exports = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")
-    names = tflite_ops.builtin_names()
     model = tflite_ops.read_model(exports["tflite_int8"])
     graph = model.subgraphs[0]
     float_ops = collections.Counter()  # op name -> how many give float32 (tensor type 0)
     for op in graph.operators:
         code = model.operatorCodes[op.opcodeIndex]
         if graph.tensors[op.outputs[0]].type == schema.TensorType.FLOAT32:
-            float_ops[tflite_ops.op_name(names, code)] += 1
+            float_ops[tflite_ops.op_name(code)] += 1
     # One DIV and one POW per LRN (pool1/norm1, conv2/norm2); a DEQUANTIZE into each and one into the classifier.
     assert (float_ops["DIV"], float_ops["POW"], float_ops["DEQUANTIZE"]) == (lrns, lrns, lrns + 1)
     assert (float_ops["FULLY_CONNECTED"], float_ops["SOFTMAX"], float_ops["CONV_2D"]) == (1, 1, 0)

@@ -1,16 +1,18 @@
 """The builtin operators of a .tflite file, by name, read from its flatbuffer (helpers for the tests)."""
 
+import functools
 
-def builtin_names():
-    """From builtin operator code to its name (``"CONV_2D"``), as TFLite's schema spells it."""
+
+@functools.cache
+def _builtin_names():
     from tensorflow.lite.python import schema_py_generated as schema
 
     return {code: name for name, code in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
 
 
-def op_name(names, operator_code):
-    """The name of an operator code: old files keep codes below 127 in ``deprecatedBuiltinCode``."""
-    return names[max(operator_code.builtinCode, operator_code.deprecatedBuiltinCode)]
+def op_name(operator_code):
+    """The name of an operator code (``"CONV_2D"``): old files keep codes below 127 in ``deprecatedBuiltinCode``."""
+    return _builtin_names()[max(operator_code.builtinCode, operator_code.deprecatedBuiltinCode)]
 
 
 def read_model(path):
@@ -21,5 +23,4 @@ def read_model(path):
 
 def op_names(path):
     """The set of builtin operator names that a .tflite file uses."""
-    names = builtin_names()
-    return {op_name(names, code) for code in read_model(path).operatorCodes}
+    return {op_name(code) for code in read_model(path).operatorCodes}
