@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_googlenet import images as images_lib
 from keras_googlenet import model_info, native_stderr, scaling, tflite_metadata
+from keras_googlenet.int8_input import CONV1  # where the RGB to BGR swap folds in, too
 from keras_googlenet.defaults import (  # noqa: F401 (re-exported)
     DEFAULT_OPSET,
     EXPORT_FORMATS,
@@ -36,7 +37,6 @@ SAVED_MODEL_DIR = "saved_model"
 ONNX_FILE = "googlenet.onnx"
 INPUT_NAME = "images"
 OUTPUT_NAME = "probabilities"
-CONV1 = "conv1_7x7_s2"  # GoogLeNet's first convolution (`model._stem`), where the RGB to BGR swap folds in
 # TFLite's post-training quantization guide asks for ~100-500 representative samples.
 CALIBRATION_IMAGES = 128
 METADATA_KEYS = ("name", "description", "version", "author", "license")
@@ -72,8 +72,9 @@ def export(
             `kerashub_preset`; needs ``keras-googlenet[kerashub]``).
         quantize: the TFLite variants to write, from ``"fp32"``, ``"fp16"``
             (float16 weights), ``"dynamic"`` (int8 weights) and ``"int8"``
-            (full integer, needs ``calibration_data``; its kernels are
-            rounded and its biases corrected for that first, see `int8_bias`).
+            (full integer, needs ``calibration_data``; its input scaling is
+            folded into conv1 first, see `int8_input`, and its kernels are
+            rounded and its biases corrected for that, see `int8_bias`).
         calibration_data: the representative images for ``"int8"``: an image
             folder, a dataset source such as ``"digits"`` (its training split,
             as the training pipeline reads it), or an array of raw RGB crops
@@ -149,8 +150,10 @@ def with_preprocessing(model, variant):
     """
     import keras
 
-    from keras_googlenet.layers import Preprocessing
+    from keras_googlenet.layers import MeanPadding, Preprocessing
 
+    if any(isinstance(layer, MeanPadding) for layer in model.layers):
+        return model  # its conv1 scales raw pixels (`int8_input`)
     layer = next((layer for layer in model.layers if isinstance(layer, Preprocessing)), None)
     if layer is not None and (layer.keep_rgb or not scaling.input_scaling(layer.variant).swaps_channels):
         return model
@@ -270,8 +273,9 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
         model: a single-output Keras model (see `inference_model`).
         path: the `.tflite` file to write.
         quantize: ``"fp32"``, ``"fp16"``, ``"dynamic"`` or ``"int8"`` (with
-            the bias correction of `int8_bias` for the model's own
-            convolutions; those of a nested model are converted as they are).
+            the conv1 fold of `int8_input` and the bias correction of
+            `int8_bias` for the model's own layers; a nested model's are
+            converted as they are).
         calibration_data: for ``"int8"``: see `export`.
         int8_io: for ``"int8"``: ``"uint8"``, ``"int8"`` or ``"float32"`` input.
         info: a `model_info.ModelInfo`; taken from the model when ``None``.
@@ -297,11 +301,14 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
 
 
 def rounding_corrected(model, calibration, info):
-    """``model`` with its kernels rounded to int8 and its biases corrected on the calibration crops (`int8_bias`)."""
-    from keras_googlenet import int8_bias
+    """The model the int8 file is converted from: ``model`` with its scaling folded into conv1 (`int8_input`), its kernels rounded to int8 and its biases corrected on the calibration crops (`int8_bias`)."""
+    from keras_googlenet import int8_bias, int8_input
     from keras_googlenet import model as model_lib
 
     crops = calibration[0]  # the representative crops, without the [0, 255] extremes
+    folded = int8_input.raw_pixel_conv1(model, info.variant)
+    if folded is not None:
+        model = folded
     inputs = crops if model_lib.includes_preprocessing(model) else scaling.scale_pixels(crops, info.variant)
     return int8_bias.corrected_for_int8(model, inputs)
 

@@ -84,7 +84,7 @@ def _pre_activation_means(model, convs, inputs):
 
     feeder = keras.Model(model.inputs, [conv.input for conv in convs])
     sums, counts = {}, {}
-    norms = {conv.name: _batch_norm_after(conv) for conv in convs}
+    norms = {conv.name: batch_norm_after(conv) for conv in convs}
     for start in range(0, len(inputs), CHUNK):
         conv_inputs = feeder.predict_on_batch(inputs[start : start + CHUNK])
         for conv, x in zip(convs, conv_inputs if isinstance(conv_inputs, list) else [conv_inputs]):
@@ -108,13 +108,13 @@ def _shift(conv, delta):
     """Adds ``delta`` to each channel of ``conv``'s pre-activation output: to the batch norm's beta after it, or to its bias."""
     import keras
 
-    norm = _batch_norm_after(conv)
+    norm = batch_norm_after(conv)
     target = norm.beta if norm is not None and norm.center else conv.bias if conv.use_bias else None
     if target is not None:  # a convolution with neither keeps its rounding uncorrected
         target.assign(keras.ops.convert_to_numpy(target) + delta.astype(np.float32))
 
 
-def _batch_norm_after(conv):
+def batch_norm_after(conv):
     """The `BatchNormalization` that alone takes ``conv``'s linear output, or None."""
     import keras
 

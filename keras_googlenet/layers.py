@@ -100,3 +100,42 @@ class Preprocessing(keras.layers.Layer):
         config = super().get_config()
         config.update(variant=self.variant, keep_rgb=self.keep_rgb)
         return config
+
+
+@keras.saving.register_keras_serializable(package="keras_googlenet")
+class MeanPadding(keras.layers.Layer):
+    """Pads raw RGB pixels with a value per channel: the pixel that a variant's scaling maps to zero.
+
+    Zero padding after `Preprocessing` pads with the scaled zero, which is the
+    mean pixel in raw units. This layer pads the raw pixels with that mean, so
+    a first convolution that scales raw pixels itself (`int8_input`) sees the
+    same border. It is a zero pad plus a constant border image, both exact on
+    integer pixels in int8.
+
+    Args:
+        padding: ``((top, bottom), (left, right))``, as `ZeroPadding2D` takes it.
+        value: the per-channel padding value, a sequence of 3 floats.
+    """
+
+    def __init__(self, padding, value, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = tuple(tuple(int(each) for each in side) for side in padding)
+        self.value = tuple(float(each) for each in value)
+
+    def call(self, inputs):
+        import numpy as np
+
+        (top, bottom), (left, right) = self.padding
+        height, width = inputs.shape[1], inputs.shape[2]
+        border = np.ones((1, height + top + bottom, width + left + right, 1), "float32")
+        border[:, top : top + height, left : left + width] = 0.0
+        padded = ops.pad(inputs, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        return padded + ops.convert_to_tensor(border * np.asarray(self.value, "float32"), dtype=inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        (top, bottom), (left, right) = self.padding
+        grow = lambda size, extra: None if size is None else size + extra  # noqa: E731
+        return (input_shape[0], grow(input_shape[1], top + bottom), grow(input_shape[2], left + right), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "value": self.value}

@@ -19,7 +19,7 @@ from keras_googlenet import weights as pretrained_weights
 # Computed from the table, where the argument checks read it without Keras;
 # importable from here too.
 from keras_googlenet.architecture import minimum_input_size
-from keras_googlenet.layers import LocalResponseNormalization, Preprocessing
+from keras_googlenet.layers import LocalResponseNormalization, MeanPadding, Preprocessing
 
 _POOLINGS = (None, "avg", "max")
 
@@ -470,8 +470,8 @@ def head_parameter_counts(model):
 
 
 def includes_preprocessing(model):
-    """Whether a model scales its input itself (``include_preprocessing=True``): it takes raw pixels."""
-    return any(isinstance(layer, Preprocessing) for layer in model.layers)
+    """Whether a model scales its input itself (``include_preprocessing=True``, or `int8_input`'s conv1): it takes raw pixels."""
+    return any(isinstance(layer, (Preprocessing, MeanPadding)) for layer in model.layers)
 
 
 def model_variant(model):

@@ -194,9 +194,11 @@ def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_t
     int8 = runtimes.load_predictor(exports["tflite_int8"])
     got = np.concatenate([int8(crops[i : i + 64]) for i in range(0, len(crops), 64)])
     np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
-    # Measured: 86.9% ("bn") and 85.1% ("paper"; 73.6% with an integer LRN); a uint8 softmax gave 10.8% and 16.1% (ties).
+    # Measured 93.2% ("bn") and 92.4% ("paper") with the scaling folded into conv1 (`int8_input`;
+    # 92.7% and 91.7% without it, on the same models), 85.9% and 73.3% with an integer LRN and
+    # classifier, and 10.8% and 16.1% (ties) with a uint8 softmax.
     identical = np.mean([list(np.argsort(-a)[:5]) == list(np.argsort(-b)[:5]) for a, b in zip(got, reference)])
-    assert identical >= 0.80, f"{variant}: int8 top-5 identical to Keras on {identical:.1%} of {len(crops)} held-out digits"
+    assert identical >= 0.90, f"{variant}: int8 top-5 identical to Keras on {identical:.1%} of {len(crops)} held-out digits"
     assert np.mean(got.argmax(-1) == reference.argmax(-1)) >= 0.99
 
 

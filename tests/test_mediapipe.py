@@ -68,8 +68,8 @@ def test_mediapipe_int8_gives_float_probabilities_whose_top5_ranks_beyond_the_fi
     mediapipe_top5 = [[index for index, _, _ in categories[:5]] for categories in found["int8"]]
     keras_top5 = [list(np.argsort(-row, kind="stable")[:5]) for row in reference]
     identical = np.mean([a == b for a, b in zip(mediapipe_top5, keras_top5)])
-    # Measured 86.9% ("bn") and 85.1% ("paper"; 73.6% with an integer LRN): the integer body limits it now.
-    assert identical >= 0.80, f"{variant}: int8 top-5 identical on {identical:.1%} of {len(reference)} held-out digits"
+    # The target; measured 93.2% ("bn") and 92.4% ("paper") in LiteRT, which MediaPipe equals.
+    assert identical >= 0.90, f"{variant}: int8 top-5 identical on {identical:.1%} of {len(reference)} held-out digits"
 
 
 @pytest.mark.slow
