@@ -49,9 +49,10 @@ def raw_pixel_conv1(model, variant):
     if not isinstance(conv1, keras.layers.Conv2D) or not isinstance(pad, keras.layers.ZeroPadding2D):
         return None
     norm = int8_bias.batch_norm_after(conv1)
-    if not conv1.use_bias and norm is None:
-        return None
     preprocessing = next((layer for layer in model.layers if isinstance(layer, Preprocessing)), None)
+    first = model.inputs[0] if preprocessing is None else preprocessing.output
+    if (not conv1.use_bias and norm is None) or pad.input is not first or conv1.input is not pad.output:
+        return None
     if preprocessing is not None:
         variant = preprocessing.variant
     input_scaling = scaling.input_scaling(variant)

@@ -65,6 +65,10 @@ def test_raw_pixel_conv1_leaves_a_model_without_googlenets_stem():
     inputs = keras.Input((8, 8, 3))
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="conv1_7x7_s2")(inputs))
     assert int8_input.raw_pixel_conv1(model, "bn") is None
+    # A layer between the input and conv1's padding would see raw pixels where it saw scaled ones.
+    padded = keras.layers.ZeroPadding2D(3, name="conv1_pad")(keras.layers.Rescaling(2.0)(inputs))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 7, name="conv1_7x7_s2")(padded))
+    assert int8_input.raw_pixel_conv1(model, "paper") is None
 
 
 @pytest.mark.slow
