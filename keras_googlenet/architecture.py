@@ -42,6 +42,9 @@ INCEPTION_BLOCKS = (
 # The stem, Table 1 rows "convolution" to "max pool" before 3a (Caffe names):
 # conv1/7x7_s2 (64), pool1, conv2/3x3_reduce (64), conv2/3x3 (192), pool2.
 STEM_CONV1_FILTERS = 64
+# conv1's layer name and that of the zero padding before it, where export folds the input scaling in.
+STEM_CONV1 = "conv1_7x7_s2"
+STEM_CONV1_PAD = "conv1_pad"
 STEM_CONV2_REDUCE_FILTERS = 64
 STEM_CONV2_FILTERS = 192
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from keras_googlenet import images as images_lib
 from keras_googlenet import model_info, native_stderr, scaling, tflite_metadata
-from keras_googlenet.int8_input import CONV1  # where the RGB to BGR swap folds in, too
+from keras_googlenet.architecture import STEM_CONV1 as CONV1  # where the RGB to BGR swap folds in
 from keras_googlenet.defaults import (  # noqa: F401 (re-exported)
     DEFAULT_OPSET,
     EXPORT_FORMATS,
@@ -177,6 +177,7 @@ def fold_channel_swap(model, variant):
     """
     import keras
 
+    from keras_googlenet import model as model_lib
     from keras_googlenet.layers import Preprocessing
 
     def clone(layer):
@@ -185,10 +186,7 @@ def fold_channel_swap(model, variant):
             config["keep_rgb"] = True
         return layer.__class__.from_config(config)
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    for layer in model.layers:
-        if layer.weights:
-            copy.get_layer(layer.name).set_weights(layer.get_weights())
+    copy = model_lib.clone_with_weights(model, clone)
     conv1 = copy.get_layer(CONV1)
     # Kernel (height, width, input channels, filters): what multiplied B now multiplies R.
     conv1.kernel.assign(np.flip(keras.ops.convert_to_numpy(conv1.kernel), axis=2))

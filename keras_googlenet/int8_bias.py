@@ -41,12 +41,13 @@ def corrected_for_int8(model, inputs):
     """
     import keras
 
+    from keras_googlenet import model as model_lib
+
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     if not convs:
         return model
     targets = _pre_activation_means(model, convs, inputs)
-    corrected = keras.models.clone_model(model)
-    corrected.set_weights(model.get_weights())
+    corrected = model_lib.clone_with_weights(model)
     copies = [corrected.get_layer(conv.name) for conv in convs]
     for conv in copies:
         conv.kernel.assign(rounded_kernel(keras.ops.convert_to_numpy(conv.kernel)))

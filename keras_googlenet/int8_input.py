@@ -20,8 +20,8 @@ integer pixel, and its border pads with 128.
 
 import numpy as np
 
-CONV1 = "conv1_7x7_s2"  # GoogLeNet's first convolution (`model._stem`)
-CONV1_PAD = "conv1_pad"  # the zero padding right before it
+from keras_googlenet.architecture import STEM_CONV1 as CONV1
+from keras_googlenet.architecture import STEM_CONV1_PAD as CONV1_PAD
 
 
 def raw_pixel_conv1(model, variant):
@@ -42,6 +42,7 @@ def raw_pixel_conv1(model, variant):
     import keras
 
     from keras_googlenet import int8_bias, scaling
+    from keras_googlenet import model as model_lib
     from keras_googlenet.layers import MeanPadding, Preprocessing
 
     names = {layer.name: layer for layer in model.layers}
@@ -70,10 +71,7 @@ def raw_pixel_conv1(model, variant):
             return MeanPadding(pad.padding, mean[order], name=layer.name)
         return layer.__class__.from_config(layer.get_config())
 
-    copy = keras.models.clone_model(model, clone_function=clone)
-    for layer in model.layers:
-        if layer.weights:
-            copy.get_layer(layer.name).set_weights(layer.get_weights())
+    copy = model_lib.clone_with_weights(model, clone)
     kernel = keras.ops.convert_to_numpy(conv1.kernel).astype("float64")
     copy.get_layer(CONV1).kernel.assign((kernel / std[:, None])[:, :, order, :].astype("float32"))
     # sum(K * (x - mean) / std) = sum(K / std * x) + offset, for each output channel.

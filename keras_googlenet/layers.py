@@ -1,6 +1,7 @@
 """Keras layers that GoogLeNet needs and Keras does not ship."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from keras_googlenet import scaling
@@ -123,8 +124,6 @@ class MeanPadding(keras.layers.Layer):
         self.value = tuple(float(each) for each in value)
 
     def call(self, inputs):
-        import numpy as np
-
         (top, bottom), (left, right) = self.padding
         height, width = inputs.shape[1], inputs.shape[2]
         border = np.ones((1, height + top + bottom, width + left + right, 1), "float32")

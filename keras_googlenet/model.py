@@ -164,8 +164,8 @@ def _image_input(input_tensor, input_shape):
 def _stem(x, config, dtype):
     """Table 1's rows before inception 3a: conv1, pool1, conv2 (reduce and 3x3), pool2; LRN in "paper"."""
     # 224 x 224 x 3
-    x = layers.ZeroPadding2D(3, dtype=dtype, name="conv1_pad")(x)
-    x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, "conv1_7x7_s2", config, dtype, strides=2, padding="valid")
+    x = layers.ZeroPadding2D(3, dtype=dtype, name=architecture.STEM_CONV1_PAD)(x)
+    x = _conv(x, architecture.STEM_CONV1_FILTERS, 7, architecture.STEM_CONV1, config, dtype, strides=2, padding="valid")
     # 112 x 112 x 64
     x = _max_pool_ceil(x, 3, "pool1_3x3_s2", dtype)
     if config.lrn:
@@ -467,6 +467,15 @@ def head_parameter_counts(model):
         )
         counts[head] = counts.get(head, 0) + layer.count_params()
     return counts
+
+
+def clone_with_weights(model, clone_function=None):
+    """A copy of a functional model whose layers ``clone_function`` makes (the same by default), each with the weights of the layer of its name."""
+    copy = keras.models.clone_model(model, clone_function=clone_function)
+    for layer in model.layers:
+        if layer.weights:
+            copy.get_layer(layer.name).set_weights(layer.get_weights())
+    return copy
 
 
 def includes_preprocessing(model):
