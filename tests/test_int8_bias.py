@@ -58,6 +58,32 @@ def test_int8_file_holds_the_rounded_kernels_times_the_folded_batch_norm(tmp_pat
         np.testing.assert_allclose(stored, expected.transpose(3, 0, 1, 2), rtol=1e-5, atol=1e-6)
 
 
+def test_int8_export_moves_the_first_convolutions_bias_by_its_roundings_mean_shift(tmp_path):
+    """The export applies the correction: conv0's bias in the file is the folded batch norm's plus the shift, by hand."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from keras_googlenet import scaling
+
+    model = _conv_bn_model()
+    # Bright crops: their scaled mean is far from 0, so the rounding moves conv0's mean measurably.
+    crops = np.random.default_rng(2).uniform(100, 255, (16, 32, 32, 3)).astype(np.float32)
+    info = model_info.ModelInfo("bn", 32, ("a", "b", "c"))
+    path = export.export_tflite(model, tmp_path / "int8.tflite", quantize="int8", calibration_data=crops, info=info)
+    kernel = model.get_layer("conv0").get_weights()[0]
+    step = np.abs(kernel).max(axis=(0, 1, 2)) / 127
+    inputs = tf.constant(scaling.scale_pixels(crops, "bn"))
+    shift = np.mean(tf.nn.conv2d(inputs, kernel, 1, "VALID") - tf.nn.conv2d(inputs, np.round(kernel / step) * step, 1, "VALID"), axis=(0, 1, 2))
+    gamma, beta, mean, variance = model.get_layer("conv0_bn").get_weights()
+    folded = gamma / np.sqrt(variance + 1e-3)
+    uncorrected = beta - mean * folded
+    interpreter = Interpreter(model_path=path)
+    (bias,) = [t for t in interpreter.get_tensor_details() if t["dtype"] == np.int32 and tuple(t["shape"]) == (6,)]
+    stored = interpreter.get_tensor(bias["index"]) * bias["quantization_parameters"]["scales"]
+    np.testing.assert_allclose(stored, uncorrected + shift * folded, rtol=0, atol=2e-4)
+    assert np.abs(shift * folded).max() > 10 * 2e-4  # a file without the correction would fail
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_correction_brings_each_channels_mean_back_on_images_it_never_saw(seed):
     import keras
