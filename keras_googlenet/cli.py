@@ -106,7 +106,7 @@ def _add_export(subparsers):
     parser.add_argument("--format", default="all", choices=[*defaults.EXPORT_FORMATS, "all"], help=f"what to write (default: all, which is {', '.join(defaults.FORMATS)}; {defaults.KERASHUB_FORMAT!r} writes a KerasHub preset in OUTPUT_DIR/{defaults.KERASHUB_FORMAT} and needs keras-googlenet[kerashub])")
     parser.add_argument("--quantize", nargs="+", default=["fp32"], choices=defaults.QUANTIZATIONS, help="TFLite variants, one or more: float32, float16 weights, int8 weights, full integer (default: fp32)")
     parser.add_argument("--calibration-data", default=None, help="int8 calibration images (activation ranges, and the bias correction of the rounded kernels): an image folder, or a training source ('digits', a class-folder tree, a tfds name) of which 128 training images are used")
-    parser.add_argument("--int8-io", default="uint8", choices=defaults.INT8_IO_TYPES, help="input type of the int8 model: uint8 pixels, int8 (pixel - 128) or float32 pixels (the int8 file for MediaPipe's web GPU delegate); its output is float32 probabilities either way (default: uint8)")
+    parser.add_argument("--int8-io", nargs="+", default=["uint8"], choices=defaults.INT8_IO_TYPES, help="input type of the int8 model: uint8 pixels, int8 (pixel - 128) or float32 pixels (the int8 file for MediaPipe's web GPU delegate); its output is float32 probabilities either way. Several types write one file each from one calibration: googlenet_int8.tflite for the first, googlenet_int8_TYPE_input.tflite for the others (default: uint8)")
     parser.add_argument("--labels", default=None, help="labels file, one class name per line")
     parser.add_argument("--opset", type=int, default=defaults.DEFAULT_OPSET, help=f"ONNX opset (default: {defaults.DEFAULT_OPSET})")
     _finish(parser, _export, formats="format", source="calibration_data", model="checkpoint")
@@ -119,7 +119,7 @@ def _export(args):
     formats = "all" if args.format == "all" else [args.format]
     paths = export.export(
         args.checkpoint, args.output_dir, formats=formats, quantize=args.quantize, calibration_data=args.calibration_data,
-        int8_io=args.int8_io, labels=args.labels, opset=args.opset,
+        int8_io=tuple(args.int8_io), labels=args.labels, opset=args.opset,
     )
     for name, path in paths.items():
         print(f"{name:<15} {path}")

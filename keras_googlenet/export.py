@@ -82,7 +82,10 @@ def export(
         int8_io: the input type of the ``"int8"`` model: ``"uint8"`` (pixels
             as they are; what MediaPipe takes), ``"int8"`` or ``"float32"``
             (pixels in [0, 255] as floats, quantized by the graph's first op:
-            the int8 file that MediaPipe's web GPU delegate runs right). Its
+            the int8 file that MediaPipe's web GPU delegate runs right), or a
+            sequence of them: one calibration and correction, one file each.
+            The first is ``googlenet_int8.tflite``, the others
+            ``googlenet_int8_<type>_input.tflite`` (`int8_file_name`). The
             output is float32 probabilities either way: the softmax runs in
             float.
         labels: a UTF-8 labels file or a sequence of class names; by default
@@ -94,12 +97,13 @@ def export(
 
     Returns:
         A dict from export name (``"savedmodel"``, ``"tflite_fp32"``, ...,
-        ``"onnx"``, ``"kerashub"``) to its path.
+        ``"tflite_int8"``, ``"tflite_int8_float32_input"``, ``"onnx"``,
+        ``"kerashub"``) to its path.
     """
     formats = _validate_choices("formats", FORMATS if formats == "all" else formats, EXPORT_FORMATS)
     _require_kerashub(formats)
     quantize = _validate_choices("quantize", quantize, QUANTIZATIONS)
-    _validate_int8_io(int8_io)
+    int8_ios = _int8_io_types(int8_io)
     _validate_opset(opset)
     _validate_metadata(metadata)
     beside = pathlib.Path(checkpoint).parent / model_info.LABELS_FILE
@@ -127,16 +131,24 @@ def export(
             paths["savedmodel"] = str(saved_model_dir)
         in_float = float_layers(model)
         for kind in quantize if "tflite" in formats else ():
-            path = output_dir / f"googlenet_{kind}.tflite"
-            source = saved_model_dir
-            if kind == "int8":  # its own SavedModel: the float files keep the float kernels
-                corrected = rounding_corrected(inference, calibration, info)
-                source = export_saved_model(corrected, pathlib.Path(scratch) / "int8", info=info, raw_image_signature=False)
-            _convert_tflite(source, path, kind, calibration, int8_io, info, metadata, in_float)
-            paths[f"tflite_{kind}"] = str(path)
+            if kind != "int8":
+                path = output_dir / f"googlenet_{kind}.tflite"
+                paths[f"tflite_{kind}"] = _convert_tflite(saved_model_dir, path, kind, None, (), info, metadata)
+                continue
+            paths.update(_export_int8(inference, calibration, int8_ios, output_dir, scratch, info, metadata, in_float))
     if "onnx" in formats:
         paths["onnx"] = export_onnx(model, output_dir / ONNX_FILE, info=info, opset=opset)
     return paths
+
+
+def _export_int8(model, calibration, int8_ios, output_dir, scratch, info, metadata, in_float):
+    """The int8 files of `export`, one per input type, from one corrected model and one calibration: by export name."""
+    # Its own SavedModel: the float files keep the float kernels.
+    corrected = rounding_corrected(model, calibration, info)
+    source = export_saved_model(corrected, pathlib.Path(scratch) / "int8", info=info, raw_image_signature=False)
+    names = [int8_file_name(io, first=i == 0) for i, io in enumerate(int8_ios)]
+    written = _convert_tflite(source, [output_dir / name for name in names], "int8", calibration, int8_ios, info, metadata, in_float)
+    return {f"tflite_{pathlib.Path(name).stem.split('_', 1)[1]}": path for name, path in zip(names, written)}
 
 
 def with_preprocessing(model, variant):
@@ -284,18 +296,25 @@ def export_tflite(model, path, quantize="fp32", calibration_data=None, int8_io="
     """
     _require_single_output(model, "export_tflite")
     _validate_choices("quantize", [quantize], QUANTIZATIONS)
-    _validate_int8_io(int8_io)
+    _int8_io_types(int8_io, single=True)
     _validate_metadata(metadata)
     info = info or model_info.checkpoint_info(model)
     if info.class_names is not None:
         _validate_class_names(info.class_names)
     calibration = representative_batches(calibration_data, info) if quantize == "int8" else None
-    folder = _prepare_output_dir(pathlib.Path(path).parent, "path")
+    _prepare_output_dir(pathlib.Path(path).parent, "path")
     with tempfile.TemporaryDirectory() as scratch:
         model = rounding_corrected(model, calibration, info) if quantize == "int8" else model
         saved_model_dir = export_saved_model(model, pathlib.Path(scratch) / SAVED_MODEL_DIR, info=info, raw_image_signature=False)
-        _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info, metadata, float_layers(model))
-    return str(path)
+        if quantize == "int8":
+            (path,) = _convert_tflite(saved_model_dir, [path], quantize, calibration, (int8_io,), info, metadata, float_layers(model))
+            return path
+        return _convert_tflite(saved_model_dir, path, quantize, None, (), info, metadata)
+
+
+def int8_file_name(int8_io, first=True):
+    """The file `export` writes the int8 model with input type ``int8_io`` to: ``googlenet_int8.tflite`` for the first type asked for."""
+    return "googlenet_int8.tflite" if first else f"googlenet_int8_{int8_io}_input.tflite"
 
 
 def rounding_corrected(model, calibration, info):
@@ -311,7 +330,8 @@ def rounding_corrected(model, calibration, info):
     return int8_bias.corrected_for_int8(model, inputs)
 
 
-def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info, metadata, float_layers=()):
+def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_ios, info, metadata, float_layers=()):
+    """Writes ``path`` (for ``"int8"``: a list of paths, one per input type of ``int8_ios``, from one calibration); returns what it wrote."""
     import tensorflow as tf
 
     # Only the float signature: the uint8 one crops at offsets that depend on
@@ -322,9 +342,17 @@ def _convert_tflite(saved_model_dir, path, quantize, calibration, int8_io, info,
     if quantize == "fp16":
         converter.target_spec.supported_types = [tf.float16]
     with native_stderr.quiet():  # the calibrator prints "fully_quantize: 0, ..."
-        flatbuffer = _convert_int8(converter, calibration, int8_io, float_layers) if quantize == "int8" else converter.convert()
-    if quantize == "int8" and int8_io in EXACT_INPUT_QUANTIZATION:
-        _check_input_quantization(flatbuffer, int8_io)
+        if quantize != "int8":
+            return _write_tflite(converter.convert(), path, quantize, info, metadata)
+        flatbuffers = _convert_int8(converter, calibration, int8_ios, float_layers)
+    for int8_io, flatbuffer in zip(int8_ios, flatbuffers):
+        if int8_io in EXACT_INPUT_QUANTIZATION:
+            _check_input_quantization(flatbuffer, int8_io)
+    return [_write_tflite(flatbuffer, one, quantize, info, metadata) for one, flatbuffer in zip(path, flatbuffers)]
+
+
+def _write_tflite(flatbuffer, path, quantize, info, metadata):
+    """Writes ``flatbuffer`` to ``path`` with its TFLite metadata and the model info; returns the path as a string."""
     # Every file's output is float32 probabilities, the int8 one's included.
     model_metadata = tflite_metadata.classifier_metadata(info.class_names, **_metadata_fields(info, quantize, metadata))
     files = {tflite_metadata.MODEL_INFO_FILE: _info_json(info)}
@@ -365,8 +393,8 @@ def float_layers(model):
     return tuple(sorted(found))
 
 
-def _convert_int8(converter, calibration, int8_io, float_layers=()):
-    """Full-integer conversion with the softmax and ``float_layers`` (see `float_layers`) in float: integer pixels in, float32 probabilities out.
+def _convert_int8(converter, calibration, int8_ios, float_layers=()):
+    """Full-integer conversions with the softmax and ``float_layers`` (see `float_layers`) in float, one per input type of ``int8_ios`` from one calibration: integer pixels in, float32 probabilities out.
 
     A quantized softmax output has a step of 1/256: small probabilities round
     to the same value, and the held-out digits' top-5 equalled Keras' 4.5%
@@ -382,10 +410,14 @@ def _convert_int8(converter, calibration, int8_io, float_layers=()):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter._experimental_calibrate_only = True
     calibrated = converter.convert()
-    return convert.mlir_quantize(
-        calibrated, input_data_type=getattr(tf, int8_io), output_data_type=tf.float32, denylisted_ops=["SOFTMAX"],
-        denylisted_nodes=_tensors_of_layers(calibrated, float_layers) or None,
-    )
+    denylisted = _tensors_of_layers(calibrated, float_layers) or None
+    return [
+        convert.mlir_quantize(
+            calibrated, input_data_type=getattr(tf, int8_io), output_data_type=tf.float32, denylisted_ops=["SOFTMAX"],
+            denylisted_nodes=denylisted,
+        )
+        for int8_io in int8_ios
+    ]
 
 
 def representative_dataset(calibration):
@@ -611,9 +643,13 @@ def _require_kerashub(formats):
         )
 
 
-def _validate_int8_io(int8_io):
-    if int8_io not in INT8_IO_TYPES:
-        raise ValueError(f"`int8_io` must be one of {list(INT8_IO_TYPES)}. Received: int8_io={int8_io!r}")
+def _int8_io_types(int8_io, single=False):
+    """``int8_io`` as a tuple of input types, checked: one of `INT8_IO_TYPES` or (unless ``single``) a sequence of distinct ones."""
+    types = tuple(int8_io) if isinstance(int8_io, (list, tuple)) and not single else (int8_io,)
+    if not types or any(t not in INT8_IO_TYPES for t in types) or len(set(types)) < len(types):
+        allowed = f"one of {list(INT8_IO_TYPES)}" + ("" if single else ", or a sequence of distinct ones")
+        raise ValueError(f"`int8_io` must be {allowed}. Received: int8_io={int8_io!r}")
+    return types
 
 
 def _validate_opset(opset):

@@ -103,14 +103,31 @@ def find_exports(folder):
     found = {}
     if (folder / "saved_model" / "saved_model.pb").is_file():
         found["savedmodel"] = str(folder / "saved_model")
-    # fp32, fp16, dynamic, int8: from the largest file to the smallest.
-    for path in sorted(folder.glob("*.tflite"), key=lambda p: _tflite_order(p.stem.rsplit("_", 1)[-1])):
-        found[f"tflite_{path.stem.rsplit('_', 1)[-1]}"] = str(path)
+    # fp32, fp16, dynamic, int8 (then int8 with another input type): from the largest file to the smallest.
+    for path in sorted(folder.glob("*.tflite"), key=lambda p: (_tflite_order(_quantization(_tflite_name(p))), p.name)):
+        found[_tflite_name(path)] = str(path)
     for path in sorted(folder.glob("*.onnx")):
         found["onnx"] = str(path)
     if not found:
         raise ValueError(f"The folder holds no SavedModel, .tflite or .onnx export. Received: exports={str(folder)!r}")
     return found
+
+
+def _tflite_name(path):
+    """``tflite_<kind>`` from the file name: from its first quantization word on (``googlenet_int8_float32_input``: ``tflite_int8_float32_input``), or its last word."""
+    words = pathlib.Path(path).stem.split("_")
+    first = next((i for i, word in enumerate(words) if word in export.QUANTIZATIONS), len(words) - 1)
+    return "tflite_" + "_".join(words[first:])
+
+
+def _quantization(name):
+    """``"int8"`` for ``tflite_int8_float32_input``: the quantization an export name starts with, or its word after ``tflite_``."""
+    return name.split("_")[1] if name.startswith("tflite_") else name
+
+
+def _image_set(name):
+    """Which image set an export is judged on: the integer files (int8, dynamic) on ``int8_images``."""
+    return "int8" if name.startswith("tflite_") and _quantization(name) in ("int8", "dynamic") else "float"
 
 
 def _tflite_order(kind):
@@ -122,7 +139,8 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
 
     Thresholds: max |Δ probability| <= 1e-5 for the float32 exports
     (SavedModel, ONNX, ``tflite_fp32``); top-1 agreement of 100% for
-    ``tflite_fp16``; >= 99% for ``tflite_dynamic`` and ``tflite_int8``, on
+    ``tflite_fp16``; >= 99% for ``tflite_dynamic`` and ``tflite_int8`` (and
+    ``tflite_int8_<type>_input``), on
     ``int8_images``.
 
     Args:
@@ -161,7 +179,7 @@ def verify(checkpoint, exports, images=DEFAULT_IMAGES, int8_images=None, labels=
 
     rows = []
     for name, path in exports.items():
-        kind = "int8" if name in ("tflite_int8", "tflite_dynamic") else "float"
+        kind = _image_set(name)
         predictor = runtimes.load_predictor(path, labels=labels)
         # Each runtime gets the crops in its own convention (raw or scaled pixels).
         rows.append(_compare(name, path, predictor, _batches(sets[kind], predictor.info), expected[kind]))
@@ -203,7 +221,7 @@ def _mediapipe_rows(exports, sets, expected, info):
     for name, path in exports.items():
         if not name.startswith("tflite_"):
             continue
-        kind = "int8" if name in ("tflite_int8", "tflite_dynamic") else "float"
+        kind = _image_set(name)
         crops = np.concatenate([_pixel_crops(raw, info) for raw in images_lib.batches(
             images_lib.iter_images(sets[kind], split="validation"))]).astype(np.uint8)
         found = mediapipe_client.classify(path, crops, max_results=-1)

@@ -1,6 +1,7 @@
 """Shared fixtures. Tests read the real photos bundled in keras_googlenet/data/photos."""
 
 import importlib.util
+import inspect
 import subprocess
 import sys
 
@@ -19,6 +20,25 @@ def photo_paths():
     from keras_googlenet import images
 
     return images.sample_photos()
+
+
+# The session fixtures that train or export (minutes each). Under pytest-xdist
+# (README: `-n 2`) every worker builds its own copy of the session fixtures it
+# uses, so the tests that use these run on one worker (`--dist loadgroup`).
+TRAINED_FIXTURES = {
+    "digits_checkpoint", "paper_digits_checkpoint", "digits_exports", "paper_digits_exports", "float_input_int8_exports",
+}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        # A parametrized test or module fixture may take them by name (request.getfixturevalue).
+        module = getattr(item, "module", None)
+        functions = [getattr(item, "function", None)] + [getattr(module, name, None) for name in names]
+        dynamic = any(callable(f) and "getfixturevalue" in inspect.getsource(f) for f in functions)
+        if dynamic or TRAINED_FIXTURES & names:
+            item.add_marker(pytest.mark.xdist_group("trained_digits"))
 
 
 # Export and verification need learned weights: int8 agreement on a random
@@ -93,16 +113,17 @@ def paper_digits_checkpoint(tmp_path_factory, digits):
 def _export_everything(tmp_path_factory, checkpoint, raw):
     from keras_googlenet import export
 
-    # 128 raw RGB training crops: every export scales its pixels itself.
+    # 128 raw RGB training crops: every export scales its pixels itself. The
+    # int8 model twice, from one calibration: uint8 and float32 input.
     return export.export(
         checkpoint, tmp_path_factory.mktemp("digits_exports"), formats="all", quantize=export.QUANTIZATIONS,
-        calibration_data=raw[:128],
+        calibration_data=raw[:128], int8_io=("uint8", "float32"),
     )
 
 
 @pytest.fixture(scope="session")
 def digits_exports(tmp_path_factory, digits, digits_checkpoint):
-    """Every export of the "bn" digits model: SavedModel, TFLite fp32/fp16/dynamic/int8 (uint8 input) and ONNX."""
+    """Every export of the "bn" digits model: SavedModel, TFLite fp32/fp16/dynamic/int8 (uint8 and float32 input) and ONNX."""
     return _export_everything(tmp_path_factory, digits_checkpoint, digits[0])
 
 
@@ -113,19 +134,9 @@ def paper_digits_exports(tmp_path_factory, digits, paper_digits_checkpoint):
 
 
 @pytest.fixture(scope="session")
-def float_input_int8_exports(tmp_path_factory, digits, digits_checkpoint, paper_digits_checkpoint):
-    """Per variant: ``export --quantize int8 --int8-io float32`` of the digits model, calibrated as its int8 export."""
-    from keras_googlenet import export, model_info
-
-    folder = tmp_path_factory.mktemp("float_input_int8")
-    paths = {}
-    for variant, checkpoint in (("bn", digits_checkpoint), ("paper", paper_digits_checkpoint)):
-        model = model_info.load_checkpoint(checkpoint)
-        paths[variant] = export.export_tflite(
-            model, folder / f"{variant}_int8_float_input.tflite", quantize="int8", calibration_data=digits[0][:128],
-            int8_io="float32", info=model_info.checkpoint_info(model, checkpoint=checkpoint),
-        )
-    return paths
+def float_input_int8_exports(digits_exports, paper_digits_exports):
+    """Per variant: the ``--int8-io float32`` int8 file of the digits model, written with (and calibrated as) its uint8 one."""
+    return {"bn": digits_exports["tflite_int8_float32_input"], "paper": paper_digits_exports["tflite_int8_float32_input"]}
 
 
 @pytest.fixture(scope="session")

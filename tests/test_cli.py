@@ -152,6 +152,7 @@ def test_export_choices_are_checked_by_the_parser(argv, message, capsys):
     [
         (["export", "/no/best.keras", "--opset", "9"], "The --opset argument must be an int >= 13. Received: --opset=9"),
         (["export", "/no/best.keras"], "Received: CHECKPOINT='/no/best.keras'"),
+        (["export", "/no/best.keras", "--int8-io", "uint8", "uint8"], "distinct ones. Received: --int8-io=('uint8', 'uint8')"),
         (["predict", "/no/model.onnx", "x.jpg"], "Received: MODEL='/no/model.onnx'"),
         (["verify", "/no/best.keras", "/no/exports"], "Received: EXPORTS='/no/exports'"),
         (["train", "--epochs", "0"], "Received: --epochs=0"),

@@ -14,7 +14,8 @@ from keras_googlenet.augment import eval_transform
 import tflite_ops
 
 DIGIT_NAMES = [f"digit {i}" for i in range(10)]
-TFLITE_KINDS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8")
+# conftest's exports write the int8 model twice: uint8 and float32 input.
+TFLITE_KINDS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "tflite_int8_float32_input")
 
 
 def _interpreter_input(path):
@@ -61,12 +62,13 @@ def test_every_format_is_written_and_carries_the_class_names(digits_exports):
     import onnx
     import tensorflow as tf
 
-    assert set(digits_exports) == {"savedmodel", "tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "onnx"}
+    assert set(digits_exports) == {"savedmodel", *TFLITE_KINDS, "onnx"}
+    assert os.path.basename(digits_exports["tflite_int8_float32_input"]) == "googlenet_int8_float32_input.tflite"
     folder = os.path.dirname(digits_exports["onnx"])
     # No sidecar: every .tflite carries its labels and ModelInfo inside.
     assert not os.path.exists(os.path.join(folder, "labels.txt")) and not os.path.exists(os.path.join(folder, "metadata.json"))
-    for kind in ("fp32", "fp16", "dynamic", "int8"):
-        found = tflite_metadata.read_metadata(digits_exports[f"tflite_{kind}"])
+    for kind in TFLITE_KINDS:
+        found = tflite_metadata.read_metadata(digits_exports[kind])
         assert found.labels == tuple(DIGIT_NAMES), kind
         info = json.loads(found.files[tflite_metadata.MODEL_INFO_FILE])
         assert (info["variant"], info["image_size"], info["raw_pixels"]) == ("bn", 96, True), kind
@@ -269,7 +271,10 @@ def test_uint8_signature_on_raw_jpeg_pixels_matches_python_crop_then_float_signa
     [
         ({"formats": "coreml"}, ValueError, r"`formats` must be from \['savedmodel', 'tflite', 'onnx', 'kerashub'\]\. Received: formats=\['coreml'\]"),
         ({"quantize": "int4"}, ValueError, r"`quantize` must be from .*'int8'\]\. Received: quantize=\['int4'\]"),
-        ({"int8_io": "float"}, ValueError, r"`int8_io` must be one of \['uint8', 'int8', 'float32'\]\. Received: int8_io='float'"),
+        ({"int8_io": "float"}, ValueError, r"`int8_io` must be one of \['uint8', 'int8', 'float32'\], or a sequence of distinct ones\. Received: int8_io='float'"),
+        ({"int8_io": ["uint8", "float"]}, ValueError, r"`int8_io` must be .*\. Received: int8_io=\['uint8', 'float'\]"),
+        ({"int8_io": ("uint8", "uint8")}, ValueError, r"`int8_io` must be .*distinct ones\. Received: int8_io=\('uint8', 'uint8'\)"),
+        ({"int8_io": []}, ValueError, r"`int8_io` must be .*\. Received: int8_io=\[\]"),
     ],
 )
 def test_bad_export_option_raises_one_line_naming_it(tmp_path, kwargs, error, message):

@@ -66,7 +66,7 @@ def test_report_is_saved_as_json_and_printed_as_a_table(report, tmp_path, digits
 @pytest.mark.skipif(not verify.mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
 def test_mediapipe_runs_every_tflite_as_an_app_would_and_meets_its_threshold(report, photo_paths, digits_held_out):
     rows = {row.name: row for row in report.rows if row.name.startswith("mediapipe_")}
-    assert sorted(rows) == ["mediapipe_dynamic", "mediapipe_fp16", "mediapipe_fp32", "mediapipe_int8"]
+    assert sorted(rows) == ["mediapipe_dynamic", "mediapipe_fp16", "mediapipe_fp32", "mediapipe_int8", "mediapipe_int8_float32_input"]
     fp32 = rows["mediapipe_fp32"]
     assert fp32.images == len(photo_paths) and fp32.max_abs_diff <= 1e-4 and fp32.threshold.startswith("same top-5")
     assert rows["mediapipe_int8"].images == len(digits_held_out[0]) and rows["mediapipe_int8"].top1_agreement >= 0.99
@@ -81,6 +81,16 @@ def test_a_missed_threshold_fails_with_one_line_naming_the_export(digits_checkpo
     with pytest.raises(verify.ParityError, match=r"missed their parity threshold\. Received: tflite_fp32: max abs Δprob .* needs max abs Δprob <= 1e-05") as raised:
         verify.assert_parity(report)
     assert "\n" not in str(raised.value)
+
+
+def test_export_folder_is_read_by_file_name_from_the_largest_file_kind_to_the_smallest(tmp_path):
+    names = ["googlenet_int8_float32_input", "googlenet_int8", "googlenet_fp16", "googlenet_fp32", "my_dynamic", "custom"]
+    for name in names:
+        (tmp_path / f"{name}.tflite").write_bytes(b"")
+    (tmp_path / "googlenet.onnx").write_bytes(b"")
+    found = verify.find_exports(tmp_path)
+    assert list(found) == ["tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "tflite_int8_float32_input", "tflite_custom", "onnx"]
+    assert found["tflite_int8_float32_input"] == str(tmp_path / "googlenet_int8_float32_input.tflite")
 
 
 def test_export_folder_without_exports_is_rejected(tmp_path):
