@@ -10,12 +10,13 @@ each correction sees the rounding of every layer before it (Nagel et al.,
 "Data-Free Quantization Through Weight Equalization and Bias Correction",
 2019, with measured rather than predicted means).
 
-On the 397 held-out digits (`tests/conftest.py`'s models) the int8 file's
+On the 397 held-out digits (`tests/conftest.py`'s models), measured before
+the input scaling was folded into conv1 (`int8_input`), the int8 file's
 top-5 became identical to Keras' on 89.2% instead of 86.4% ("bn") and on
 93.7% as before ("paper"); max |Δprob| fell from 0.103 to 0.067 and from
-0.032 to 0.025. It measures once per stage of convolutions (21 in
-GoogLeNet): about 25 s more per int8 export at 96 px with 128 calibration
-images on 2 CPU cores. Rounding a kernel that is already on its grid
+0.032 to 0.025 (the README has the figures with the fold). It measures once
+per stage of convolutions (21 in GoogLeNet): about 25 s more per int8
+export at 96 px with 128 calibration images on 2 CPU cores. Rounding a kernel that is already on its grid
 changes nothing, and scaling an output channel by a positive factor (a
 folded batch norm, a uniform input scale) scales its grid with it, so the
 converter keeps these kernels as they are.

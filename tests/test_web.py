@@ -165,7 +165,11 @@ def test_page_int8_scores_equal_litert_on_the_same_file(site, chromium, photos, 
     found = scores(state)
     print(f"web int8 (CPU) vs LiteRT: max |delta| {np.abs(found - litert).max():.2e}")
     assert top5(found) == top5(litert)
-    assert np.abs(found - litert).max() <= 1e-6
+    # The integer body is bit-exact; the float classifier and softmax after it
+    # sum in another order in wasm than natively: 1.04e-06 on a 0.198
+    # probability on 2026-12-05's machine (AVX-512), over 1e-6. The int8
+    # rounding itself moves scores by up to 4e-2 against Keras.
+    assert np.abs(found - litert).max() <= 1e-5
 
 
 def test_page_crops_the_centre_square_of_a_full_photo_as_evaluate_does(site, chromium, digits_exports, tmp_path):
