@@ -17,9 +17,9 @@ import shutil
 import socket
 import tempfile
 
-import keras
 import tensorflow as tf
 
+from keras_googlenet import task
 from keras_googlenet.defaults import STRATEGIES
 
 
@@ -184,8 +184,7 @@ def work_around_keras_multi_worker_bugs(model, dataset):
       which fails on scalars ("Invalid reduction dimension 0"). We return
       each log as a vector of one value, whose mean over axis 0 is the value.
     """
-    batch = tf.nest.map_structure(lambda spec: keras.KerasTensor(spec.shape, spec.dtype.name), dataset.element_spec)
-    model._symbolic_build(data_batch=batch)
+    task.build_from_element_spec(model, dataset)
     model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
     def with_vector_logs(step):

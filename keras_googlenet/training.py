@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from keras_googlenet import augment, checkpointing, cluster, curves, evaluation, model_info, output_lock, pipeline, train_arguments
 from keras_googlenet.model import GoogLeNet
-from keras_googlenet.task import compile_googlenet
+from keras_googlenet.task import build_from_element_spec, compile_googlenet
 # The defaults and choices live in the light `defaults` module, which the CLI
 # reads without importing TensorFlow; re-exported here for the library's users.
 from keras_googlenet.defaults import (
@@ -280,6 +280,7 @@ def _build_model(job, strategy, data):
             weight_decay=job.weight_decay, use_ema=job.use_ema, ema_momentum=job.ema_momentum,
         )
         compile_googlenet(model, optimizer=optimizer, label_smoothing=job.label_smoothing)
+        build_from_element_spec(model, data.train)  # or `fit` traces its first step twice
         if cluster.is_multi_worker(strategy):
             cluster.work_around_keras_multi_worker_bugs(model, data.train)
     return model
