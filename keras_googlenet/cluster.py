@@ -19,7 +19,6 @@ import tempfile
 
 import tensorflow as tf
 
-from keras_googlenet import task
 from keras_googlenet.defaults import STRATEGIES
 
 
@@ -170,22 +169,20 @@ def is_chief(strategy):
     )
 
 
-def work_around_keras_multi_worker_bugs(model, dataset):
-    """Lets Keras 3's `fit` and `evaluate` run under MultiWorkerMirroredStrategy.
+def work_around_keras_multi_worker_bugs(model):
+    """Lets Keras 3's `fit` and `evaluate` run a model built by `task.build_from_element_spec` under MultiWorkerMirroredStrategy.
 
     Two bugs of Keras 3 (up to 3.15 at least) with that strategy only
     (keras-team/keras#20585, tensorflow/tensorflow#72388):
 
     - `fit` builds the model, loss, metric and optimizer state from the first
       batch reduced with `strategy.reduce`, which fails on a nested batch
-      ("Attempt to convert a value (PerReplica...)"). We build them from the
-      dataset's element spec instead, and skip that step.
+      ("Attempt to convert a value (PerReplica...)"). A model built from the
+      dataset's element spec skips that step (`task.build_from_element_spec`).
     - Each step's logs are reduced with ``strategy.reduce("MEAN", v, axis=0)``,
       which fails on scalars ("Invalid reduction dimension 0"). We return
       each log as a vector of one value, whose mean over axis 0 is the value.
     """
-    task.build_from_element_spec(model, dataset)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
     def with_vector_logs(step):
         return lambda data: {name: tf.reshape(value, [1]) for name, value in step(data).items()}

@@ -147,7 +147,10 @@ def build_from_element_spec(model, dataset):
     created variables a second time: for the three-head GoogLeNet that was 5 s
     of a 24 s `train` at 32 px on 2 CPU cores, at every start. Keras builds
     the same state this way under a strategy (`Trainer._symbolic_build`, which
-    has no public name).
+    has no public name), but from a first batch that every `fit` and every
+    validation pass reads and all-reduces again, only to find the model built
+    (under `MultiWorkerMirroredStrategy` that reduce fails on a nested batch,
+    keras-team/keras#20585). Once built here, the model skips that step.
 
     Args:
         model: a compiled model.
@@ -155,6 +158,7 @@ def build_from_element_spec(model, dataset):
     """
     batch = keras.tree.map_structure(lambda spec: keras.KerasTensor(spec.shape, spec.dtype.name), dataset.element_spec)
     model._symbolic_build(data_batch=batch)
+    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
 
 
 def inference_model(model):

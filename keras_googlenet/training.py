@@ -282,7 +282,7 @@ def _build_model(job, strategy, data):
         compile_googlenet(model, optimizer=optimizer, label_smoothing=job.label_smoothing)
         build_from_element_spec(model, data.train)  # or `fit` traces its first step twice
         if cluster.is_multi_worker(strategy):
-            cluster.work_around_keras_multi_worker_bugs(model, data.train)
+            cluster.work_around_keras_multi_worker_bugs(model)
     return model
 
 

@@ -67,6 +67,40 @@ results["initial"] = [w.tolist() for w in initial[:4]] + [initial[-2].tolist()]
 json.dump(results, open(sys.argv[1], "w"))
 """
 
+# Under a strategy Keras' `fit` reads a first batch and all-reduces it to
+# build the model, at the start and again in every validation pass; a model
+# built from the element spec must not. Prints the number of whole batches
+# (4-D images inside) given to `strategy.reduce`: Keras alone, then built.
+BATCHES_REDUCED = """
+from keras_googlenet import cluster
+strategy = cluster.make_strategy("mirrored", devices=2)
+import keras, numpy as np, tensorflow as tf
+import keras_googlenet as kg
+
+reduced = []
+reduce = type(strategy).reduce
+def counting_reduce(self, op, value, axis):
+    local = [self.experimental_local_results(tensor)[0] for tensor in tf.nest.flatten(value)]
+    reduced.append(any(len(tensor.shape) == 4 for tensor in local))
+    return reduce(self, op, value, axis)
+type(strategy).reduce = counting_reduce
+
+labels = np.arange(16) % 3
+images = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
+dataset = tf.data.Dataset.from_tensor_slices((images, {"main": labels, "aux1": labels, "aux2": labels})).batch(4)
+for build in (False, True):
+    with strategy.scope():
+        pixels = keras.Input((8, 8, 3))
+        features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(pixels))
+        heads = [keras.layers.Dense(3, activation="softmax", name=name)(features) for name in ("main", "aux1", "aux2")]
+        model = kg.compile_googlenet(keras.Model(pixels, heads), optimizer=keras.optimizers.SGD(0.01))
+        if build:
+            kg.task.build_from_element_spec(model, dataset)
+    reduced.clear()
+    model.fit(dataset, validation_data=dataset, epochs=3, verbose=0)
+    print("batches reduced:", sum(reduced))
+"""
+
 # The same command is run twice; a probe after the built-in callbacks saves
 # the weights fit starts from (after the backup restored them) and the first
 # epoch it runs.
@@ -133,6 +167,13 @@ def test_mirrored_step_on_two_logical_cpus_matches_one_device_on_the_same_global
         # A wrong loss scaling (summed instead of averaged over replicas)
         # would make the mirrored step twice as large.
         np.testing.assert_allclose(after_mirrored - before, after_single - before, atol=1e-3 * step, rtol=1e-3)
+
+
+def test_a_model_built_from_its_element_spec_all_reduces_no_batch_to_build_itself_again():
+    process = _run(_python("-c", BATCHES_REDUCED))
+    assert process.returncode == 0, process.stderr[-3000:]
+    # Keras alone: one batch for `fit` and one per validation pass (3 epochs).
+    assert re.findall(r"batches reduced: (\d+)", process.stdout) == ["4", "0"]
 
 
 # The shapes of TF_CONFIG that engines give: Kubeflow's TFJob with a Chief
