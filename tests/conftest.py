@@ -30,6 +30,17 @@ def _earlier_objects_frozen():
     gc.unfreeze()
 
 
+@pytest.fixture
+def train_step_traces(monkeypatch):
+    """A list that grows by one each time `fit` traces (or, run eagerly, calls) a Keras train step."""
+    import keras
+
+    traces = []
+    original = keras.Model.train_step
+    monkeypatch.setattr(keras.Model, "train_step", lambda model, data: traces.append(1) or original(model, data))
+    return traces
+
+
 @pytest.fixture(scope="session")
 def photo_paths():
     """The six Apache-2.0 photos from google-coral/test_data, sorted by name."""
