@@ -16,10 +16,10 @@ top-5 became identical to Keras' on 89.2% instead of 86.4% ("bn") and on
 93.7% as before ("paper"); max |Δprob| fell from 0.103 to 0.067 and from
 0.032 to 0.025 (the README has the figures with the fold). It measures once
 per stage of convolutions (21 in GoogLeNet): about 25 s more per int8
-export at 96 px with 128 calibration images on 2 CPU cores. Rounding a kernel that is already on its grid
-changes nothing, and scaling an output channel by a positive factor (a
-folded batch norm, a uniform input scale) scales its grid with it, so the
-converter keeps these kernels as they are.
+export at 96 px with 128 calibration images on 2 CPU cores. Rounding a
+kernel that is already on its grid changes nothing, and scaling an output
+channel by a positive factor (a folded batch norm, a uniform input scale)
+scales its grid with it, so the converter keeps these kernels as they are.
 """
 
 import numpy as np
