@@ -118,7 +118,7 @@ def _runtimes(model, workdir, image_size, threads, variant):
 
 
 def _export_all(model, workdir, image_size, variant):
-    """Exports with `keras_googlenet.export`; a path or a reason per runtime name.
+    """Exports with `keras_googlenet.export.convert`; a path or a reason per runtime name.
 
     The public `export()` takes a checkpoint and writes the SavedModel once
     for every TFLite variant, as a user would; int8 is calibrated on the
@@ -126,10 +126,12 @@ def _export_all(model, workdir, image_size, variant):
     """
     names = {"SavedModel": "savedmodel", "TFLite fp32": "tflite_fp32", "TFLite fp16": "tflite_fp16",
              INT8: "tflite_int8", INTEGER_SOFTMAX_INT8: "integer_softmax_int8", REFERENCE: "onnx"}
-    reason = common.missing("keras_googlenet.export")
+    reason = common.missing("keras_googlenet.export.convert")
     if reason:
         return dict.fromkeys(names, reason)
-    from keras_googlenet import export, images, model_info
+    from keras_googlenet.export import convert as export
+    from keras_googlenet.data import images
+    from keras_googlenet.artifacts import model_info
 
     checkpoint = os.path.join(workdir, "googlenet.keras")
     model.save(checkpoint)
@@ -152,7 +154,7 @@ def _integer_softmax_int8(saved_model, calibration, path):
     """The int8 file as `export` wrote it before issue 19: every op integer, uint8 pixels in, uint8 probabilities out."""
     import tensorflow as tf
 
-    from keras_googlenet import export
+    from keras_googlenet.export import convert as export
 
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=["serving_default"])
     converter.optimizations = [tf.lite.Optimize.DEFAULT]

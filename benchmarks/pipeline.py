@@ -1,7 +1,7 @@
 """Part 3: the input pipeline's images/s against the training step's consumption.
 
 A temporary folder of JPEGs, written from the bundled photos as resized,
-cropped and colour-jittered copies, is read by `keras_googlenet.pipeline`
+cropped and colour-jittered copies, is read by `keras_googlenet.data.pipeline`
 with the paper's training augmentation. The ratio is the pipeline's images/s
 over the training step's images/s measured in part 2 (target at least 3x:
 training must never wait for input).
@@ -20,10 +20,10 @@ CLASSES = 4
 def run(image_size=224, batch=32, images=256, warmup=1, repeats=3, batches_per_repeat=4,
         consumption_images_per_s=None, variant="bn", photos=None):
     """Times ``batches_per_repeat`` batches per repeat; returns a part dict (see `common`)."""
-    reason = common.missing("keras_googlenet.pipeline")
+    reason = common.missing("keras_googlenet.data.pipeline")
     if reason:
         return {"available": False, "reason": reason}
-    from keras_googlenet import pipeline
+    from keras_googlenet.data import pipeline
 
     with tempfile.TemporaryDirectory() as folder:
         write_jpegs(folder, images, photos)
@@ -67,7 +67,7 @@ def write_jpegs(folder, count, photos=None, seed=0):
     """
     from PIL import Image
 
-    from keras_googlenet import images
+    from keras_googlenet.data import images
 
     rng = np.random.default_rng(seed)
     sources = [Image.open(path).convert("RGB") for path in photos or images.sample_photos()]

@@ -46,7 +46,7 @@ def write_model(path, image_size):
 
 def predict_folder(model, folder):
     """The child: classifies every image of ``folder`` as the `predict` command does."""
-    from keras_googlenet import predict
+    from keras_googlenet.inference import predict
 
     lines = []
     start = time.perf_counter()

@@ -71,7 +71,7 @@ def _part(timings, batch, image_size, cores):
 
 def ray_steps(workers, cpus_per_worker, image_size, batch, variant, warmup, repeats):
     """Median time of a training step on the chief of ``workers`` Ray Train workers, in this process."""
-    from keras_googlenet import ray_training
+    from keras_googlenet.training import ray as ray_training
 
     with tempfile.TemporaryDirectory() as folder:
         times_file = os.path.join(folder, "step_times.json")

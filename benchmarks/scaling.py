@@ -45,7 +45,7 @@ def mirrored_steps(image_size, batch, variant, warmup, repeats):
     """Median `fit` step time under MirroredStrategy over 1 and over 2 logical CPUs."""
     import tensorflow as tf
 
-    from keras_googlenet import cluster
+    from keras_googlenet.training import cluster
 
     from benchmarks.training import fit_step_times
 

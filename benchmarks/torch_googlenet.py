@@ -7,7 +7,7 @@ state-dict key names (``conv1.conv.weight``, ``inception3a.branch2.1.bn.running_
 state dict of torchvision's and the other way round. The weight-parity tests
 compare `keras_googlenet` against it, and the benchmarks time it as the
 PyTorch reference. The inception filter counts come from
-`keras_googlenet.architecture.INCEPTION_BLOCKS`; everything that differs from
+`keras_googlenet.model.architecture.INCEPTION_BLOCKS`; everything that differs from
 the paper is torchvision's, and commented where it does.
 """
 
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from keras_googlenet import architecture
+from keras_googlenet.model import architecture
 
 # torchvision returns this named tuple in training mode with aux_logits=True.
 GoogLeNetOutputs = collections.namedtuple("GoogLeNetOutputs", ["logits", "aux_logits2", "aux_logits1"])

@@ -1,6 +1,6 @@
 """Part 2: one CPU training step with the three heads, against PyTorch.
 
-Our step is `model.fit` on what `keras_googlenet.training.train` builds: its
+Our step is `model.fit` on what `keras_googlenet.training.run.train` builds: its
 strategy choice, `GoogLeNet`, `make_optimizer` (SGD momentum 0.9, weight
 decay 2e-4) and `compile_googlenet` (losses weighted 1 / 0.3 / 0.3). The
 reference is the torchvision-equivalent GoogLeNet of
@@ -19,7 +19,7 @@ OURS = "keras train path (jit_compile auto)"
 XLA = "keras train path, XLA on"
 CASES = (OURS, XLA, REFERENCE)
 LEARNING_RATE = 0.01
-# Those of keras_googlenet.training.make_optimizer (Section 6 and the Caffe solver).
+# Those of keras_googlenet.training.run.make_optimizer (Section 6 and the Caffe solver).
 MOMENTUM = 0.9
 WEIGHT_DECAY = 2e-4
 
@@ -65,7 +65,7 @@ def run(image_size=224, batch=32, variant="bn", warmup=1, repeats=3, cases=CASES
 
 def keras_step(image_size, batch, variant, warmup, repeats, jit_compile):
     """The median step time of `model.fit` on the model, optimizer and strategy `train` builds."""
-    from keras_googlenet import cluster
+    from keras_googlenet.training import cluster
 
     timing = fit_step_times(cluster.make_strategy("auto"), image_size, batch, variant, warmup, repeats, jit_compile)
     timing["threads"] = common.cpu_threads()
@@ -73,7 +73,7 @@ def keras_step(image_size, batch, variant, warmup, repeats, jit_compile):
 
 
 def fit_step_times(strategy, image_size, batch, variant, warmup, repeats, jit_compile="auto"):
-    """Times `fit` steps as `keras_googlenet.training.train` compiles them, on one in-memory batch.
+    """Times `fit` steps as `keras_googlenet.training.run.train` compiles them, on one in-memory batch.
 
     The same `GoogLeNet`, `make_optimizer` (SGD momentum 0.9, weight decay)
     and `compile_googlenet` as `train`, under ``strategy``; the batch is
@@ -83,7 +83,7 @@ def fit_step_times(strategy, image_size, batch, variant, warmup, repeats, jit_co
     import tensorflow as tf
 
     import keras_googlenet as kg
-    from keras_googlenet import training
+    from keras_googlenet.training import run as training
 
     rng = np.random.default_rng(0)
     images = rng.uniform(-1.0, 1.0, (batch, image_size, image_size, 3)).astype("float32")

@@ -1,7 +1,7 @@
 """Fine-tune GoogLeNet on an image folder: train a new head on a frozen backbone, then unfreeze.
 
 The folder holds one subfolder per class (and optionally ``train/`` and
-``validation/`` folders above them); see `keras_googlenet.datasets`. The
+``validation/`` folders above them); see `keras_googlenet.data.datasets`. The
 backbone starts from ``--weights`` ("imagenet" for torchvision's ported
 weights once cached, a ``.weights.h5`` file, or nothing for random weights).
 
@@ -14,7 +14,9 @@ import argparse
 import keras
 
 import keras_googlenet as kg
-from keras_googlenet import checkpointing, model_info, pipeline, training
+from keras_googlenet.training import checkpointing, run as training
+from keras_googlenet.artifacts import model_info
+from keras_googlenet.data import pipeline
 
 
 def build_classifier(classes, image_size, weights):

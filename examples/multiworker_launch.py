@@ -1,7 +1,7 @@
 """Launch multi-worker training on this machine: N processes, one TF_CONFIG each.
 
 Each worker runs the same ``keras-googlenet train`` command with its own
-TF_CONFIG; `keras_googlenet.training` sees a cluster of several workers and
+TF_CONFIG; `keras_googlenet.training.run` sees a cluster of several workers and
 picks MultiWorkerMirroredStrategy. Worker 0 is the chief and writes the
 checkpoints, logs, curves and the backup to ``--output-dir``; the others
 write theirs to scratch folders, and every worker resumes from the chief's
@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 
-from keras_googlenet import cluster
+from keras_googlenet.training import cluster
 
 
 def main():

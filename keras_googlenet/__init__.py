@@ -3,7 +3,7 @@
 The public names and the submodules are imported on first use (PEP 562, as
 scientific-python's SPEC 1 lazy loading does): importing the package, or
 running ``keras-googlenet --help``, loads no Keras or TensorFlow, and
-``keras_googlenet.training.train`` still works after ``import keras_googlenet``.
+``keras_googlenet.training.run.train`` still works after ``import keras_googlenet``.
 """
 
 import importlib
@@ -13,13 +13,13 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _LAZY = {
-    "GoogLeNet": "keras_googlenet.model",
-    "minimum_input_size": "keras_googlenet.architecture",
-    "LocalResponseNormalization": "keras_googlenet.layers",
-    "compile_googlenet": "keras_googlenet.task",
-    "inference_model": "keras_googlenet.task",
-    "decode_predictions": "keras_googlenet.imagenet_utils",
-    "preprocess_input": "keras_googlenet.imagenet_utils",
+    "GoogLeNet": "keras_googlenet.model.googlenet",
+    "minimum_input_size": "keras_googlenet.model.architecture",
+    "LocalResponseNormalization": "keras_googlenet.model.layers",
+    "compile_googlenet": "keras_googlenet.model.task",
+    "inference_model": "keras_googlenet.model.task",
+    "decode_predictions": "keras_googlenet.model.imagenet_utils",
+    "preprocess_input": "keras_googlenet.model.imagenet_utils",
 }
 
 __all__ = sorted(_LAZY)

@@ -66,7 +66,7 @@ def _add_summary(subparsers):
 
 
 def _summary(args):
-    from keras_googlenet import summary
+    from keras_googlenet.inference import summary
 
     summary.print_summary(variant=args.variant, weights=args.weights, image=args.image, input_size=args.input_size)
 
@@ -87,7 +87,8 @@ def _add_convert_weights(subparsers):
 
 
 def _convert_weights(args):
-    from keras_googlenet import model, weights
+    from keras_googlenet import weights
+    from keras_googlenet.model import googlenet as model
 
     out, variant, aux_heads = weights.convert_file(args.src, args.out, build_model=model.GoogLeNet)
     print(f"{out}: load it with GoogLeNet(weights={out!r}, variant={variant!r}, aux_heads={aux_heads})")
@@ -113,7 +114,7 @@ def _add_export(subparsers):
 
 
 def _export(args):
-    from keras_googlenet import export
+    from keras_googlenet.export import convert as export
 
     _show_native_logs_if_debug(args)
     formats = "all" if args.format == "all" else [args.format]
@@ -146,7 +147,8 @@ def _add_verify(subparsers):
 
 
 def _verify(args):
-    from keras_googlenet import images, verify
+    from keras_googlenet.data import images
+    from keras_googlenet.inference import verify
 
     _show_native_logs_if_debug(args)
     verify.run(
@@ -180,7 +182,7 @@ def _add_predict(subparsers):
 
 
 def _predict(args):
-    from keras_googlenet import predict
+    from keras_googlenet.inference import predict
 
     _show_native_logs_if_debug(args)
     if args.cam and not args.model.endswith(".keras"):
@@ -188,7 +190,7 @@ def _predict(args):
         raise ValueError(f"--cam needs a .keras checkpoint: exported models have no gradients. Received: MODEL={args.model!r}")
     failed = predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
     if args.cam:
-        from keras_googlenet import cam_images
+        from keras_googlenet.inference import cam_images
 
         written = cam_images.write_cam_images(args.model, args.images, args.cam, top=args.top_k, labels=args.labels)
         print(f"Grad-CAM pictures: {len(written)} in {args.cam}")
@@ -247,13 +249,13 @@ def _train(args):
     kwargs = _train_arguments(args)
     if args.ray_workers is not None:  # --ray-address alone was refused by _check_train
         return _train_on_ray(args, kwargs)
-    from keras_googlenet import training
+    from keras_googlenet.training import run as training
 
     training.train(**kwargs)
 
 
 def _train_on_ray(args, kwargs):
-    from keras_googlenet import ray_training
+    from keras_googlenet.training import ray as ray_training
 
     try:
         result = ray_training.train_on_ray(
@@ -282,7 +284,7 @@ def _train_arguments(args):
 
 
 def _check_train(args):
-    from keras_googlenet import ray_training, train_arguments  # both light: no TensorFlow, no Ray
+    from keras_googlenet.training import ray as ray_training, arguments as train_arguments  # both light: no TensorFlow, no Ray
 
     train_arguments.check_train_arguments(**_train_arguments(args))
     if args.ray_workers is None and args.ray_address is not None:
@@ -313,7 +315,7 @@ def _add_evaluate(subparsers):
 
 
 def _evaluate(args):
-    from keras_googlenet import evaluation
+    from keras_googlenet.training import evaluation
 
     evaluation.print_evaluation(
         args.checkpoint, data=args.data, split=args.split, crops=args.crops, batch_size=args.batch_size,

@@ -25,7 +25,7 @@ try:
 except ImportError:  # an optional extra: say how to get it, in one line
     raise ImportError('keras_googlenet.kerashub needs keras-hub: pip install "keras-googlenet[kerashub]"') from None
 
-from keras_googlenet.model import GoogLeNet, model_variant
+from keras_googlenet.model.googlenet import GoogLeNet, model_variant
 
 BACKBONE_NAME = "googlenet_backbone"
 CLASSIFIER_NAME = "googlenet_image_classifier"

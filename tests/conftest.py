@@ -1,18 +1,11 @@
-"""Shared fixtures. Tests read the real photos bundled in keras_googlenet/data/photos."""
+"""Shared fixtures. Tests read the real photos bundled in keras_googlenet/assets/photos."""
 
 import gc
-import importlib.util
 import inspect
 import subprocess
 import sys
 
 import pytest
-
-# PyTorch writes the .pth checkpoints and runs the reference model of the parity tests.
-needs_torch = pytest.mark.skipif(
-    importlib.util.find_spec("torch") is None,
-    reason="PyTorch (CPU) is a test dependency that writes the checkpoints: pip install torch==2.13.0",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +37,7 @@ def train_step_traces(monkeypatch):
 @pytest.fixture(scope="session")
 def photo_paths():
     """The six Apache-2.0 photos from google-coral/test_data, sorted by name."""
-    from keras_googlenet import images
+    from keras_googlenet.data import images
 
     return images.sample_photos()
 
@@ -95,7 +88,8 @@ def digits_checkpoint(tmp_path_factory, digits):
     import keras
 
     import keras_googlenet as kg
-    from keras_googlenet import images, model_info
+    from keras_googlenet.data import images
+    from keras_googlenet.artifacts import model_info
 
     raw, labels = digits
     images = images.prepare_images(list(raw[:DIGITS_TRAIN]), DIGITS_SIZE, "bn")
@@ -122,7 +116,7 @@ def paper_digits_checkpoint(tmp_path_factory, digits):
     import numpy as np
 
     import keras_googlenet as kg
-    from keras_googlenet import model_info
+    from keras_googlenet.artifacts import model_info
 
     raw, labels = digits
     keras.utils.set_random_seed(0)
@@ -138,7 +132,7 @@ def paper_digits_checkpoint(tmp_path_factory, digits):
 
 
 def _export_everything(tmp_path_factory, checkpoint, raw):
-    from keras_googlenet import export
+    from keras_googlenet.export import convert as export
 
     # 128 raw RGB training crops: every export scales its pixels itself. The
     # int8 model twice, from one calibration: uint8 and float32 input.
@@ -248,6 +242,6 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def tiny_info():
     """The ModelInfo of `tiny_model`."""
-    from keras_googlenet import model_info
+    from keras_googlenet.artifacts import model_info
 
     return model_info.ModelInfo("bn", 32, ("a", "b", "c"))

@@ -71,7 +71,7 @@ def test_importing_the_package_loads_nothing_until_a_name_is_used():
 
 def test_package_names_resolve_lazily_and_unknown_ones_raise_attribute_error():
     import keras_googlenet as kg
-    from keras_googlenet import model
+    from keras_googlenet.model import googlenet as model
 
     assert kg.GoogLeNet is model.GoogLeNet and kg.minimum_input_size("paper", aux_heads=True) == 79
     assert set(kg.__all__) <= set(dir(kg))
@@ -114,7 +114,7 @@ def test_debug_lets_the_traceback_through(debug_first):
     ],
 )
 def test_every_error_is_one_line_without_debug(monkeypatch, capsys, error, status, message):
-    from keras_googlenet import summary
+    from keras_googlenet.inference import summary
 
     def fail(**kwargs):
         raise error
@@ -176,7 +176,8 @@ def test_every_python_name_in_a_message_becomes_its_flag():
 
 
 def test_the_six_photos_ship_inside_the_package():
-    from keras_googlenet import images, verify
+    from keras_googlenet.data import images
+    from keras_googlenet.inference import verify
 
     paths = images.sample_photos()
     assert [path.name for path in paths] == ["bird.png", "cat.png", "grace_hopper.png", "hot_dog.jpg", "owl.jpg", "parrot.jpg"]
@@ -203,7 +204,7 @@ def test_package_data_covers_every_data_file():
     config.read(REPO_ROOT / "setup.cfg")
     declared = {package: [p.strip() for p in patterns.replace("\n", ",").split(",") if p.strip()]
                 for package, patterns in config["options.package_data"].items()}
-    data = REPO_ROOT / "keras_googlenet" / "data"
+    data = REPO_ROOT / "keras_googlenet" / "assets"
     for path in (p for p in data.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         package = ".".join(path.parent.relative_to(REPO_ROOT).parts)
         assert any(fnmatch.fnmatch(path.name, pattern) for pattern in declared.get(package, ())), path

@@ -47,7 +47,9 @@ def _peaked_checkpoint(folder, variant, photo_paths):
     import keras
 
     import keras_googlenet as kg
-    from keras_googlenet import images, model_info, runtimes
+    from keras_googlenet.data import images
+    from keras_googlenet.artifacts import model_info
+    from keras_googlenet.inference import runtimes
 
     keras.utils.set_random_seed(7)
     model = kg.GoogLeNet(variant=variant, input_shape=(SIZE, SIZE, 3), classes=len(CLASS_NAMES))
@@ -71,7 +73,9 @@ def _references(checkpoint, variant, photo_paths):
     import keras
 
     import keras_googlenet as kg
-    from keras_googlenet import images, model_info, runtimes
+    from keras_googlenet.data import images
+    from keras_googlenet.artifacts import model_info
+    from keras_googlenet.inference import runtimes
 
     scaled = images.prepare_images(photo_paths, SIZE, variant)
     probabilities = runtimes.load_predictor(checkpoint)(scaled)
@@ -87,7 +91,8 @@ def _references(checkpoint, variant, photo_paths):
 @pytest.fixture(scope="module")
 def presets(tmp_path_factory, photo_paths):
     """Both variants as presets: "bn" from Python (with a training summary), "paper" by the CLI."""
-    from keras_googlenet import images, kerashub_preset
+    from keras_googlenet.data import images
+    from keras_googlenet.export import kerashub_preset
 
     root = tmp_path_factory.mktemp("kerashub")
     checkpoints = {variant: _peaked_checkpoint(root / variant, variant, photo_paths) for variant in ("bn", "paper")}
@@ -193,7 +198,7 @@ def test_model_card_names_the_variant_size_classes_training_and_how_to_load(pres
 
 
 def test_export_refuses_an_unknown_format_before_loading_anything(tmp_path):
-    from keras_googlenet import export
+    from keras_googlenet.export import convert as export
 
     with pytest.raises(ValueError, match=r"^`formats` must be from .*'kerashub'.*Received: formats=\['kerashub', 'hub'\]$"):
         export.export(tmp_path / "missing.keras", tmp_path / "out", formats=["kerashub", "hub"])
@@ -202,7 +207,7 @@ def test_export_refuses_an_unknown_format_before_loading_anything(tmp_path):
 def test_export_says_how_to_install_keras_hub_when_it_is_missing(tmp_path, monkeypatch):
     import importlib.util
 
-    from keras_googlenet import export
+    from keras_googlenet.export import convert as export
 
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "keras_hub" else find_spec(name, *a))
@@ -211,14 +216,14 @@ def test_export_says_how_to_install_keras_hub_when_it_is_missing(tmp_path, monke
 
 
 def test_save_preset_refuses_an_empty_name_before_loading(tmp_path):
-    from keras_googlenet import kerashub_preset
+    from keras_googlenet.export import kerashub_preset
 
     with pytest.raises(ValueError, match=r"^The preset `name` must be a non-empty string on one line\. Received: name=''$"):
         kerashub_preset.save_preset(tmp_path / "missing.keras", tmp_path / "preset", name="")
 
 
 def test_save_preset_refuses_a_folder_under_a_file_before_loading(tmp_path):
-    from keras_googlenet import kerashub_preset
+    from keras_googlenet.export import kerashub_preset
 
     (tmp_path / "notes.txt").write_text("a file")
     with pytest.raises(ValueError, match=r"^The preset folder cannot be created under the file .*notes\.txt'\. Received: directory="):

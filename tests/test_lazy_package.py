@@ -16,12 +16,12 @@ def _python(code):
 def test_submodules_resolve_as_attributes_without_importing_tensorflow_first():
     code = (
         "import sys, types, keras_googlenet as kg\n"
-        "print('tensorflow' in sys.modules, 'keras_googlenet.training' in sys.modules)\n"
-        "print(isinstance(kg.imagenet_utils, types.ModuleType), kg.imagenet_utils.__name__)\n"
-        "print(isinstance(kg.training, types.ModuleType), callable(kg.training.train), 'training' in dir(kg))\n"
+        "print('tensorflow' in sys.modules, 'keras_googlenet.training.run' in sys.modules)\n"
+        "print(isinstance(kg.model.imagenet_utils, types.ModuleType), kg.model.imagenet_utils.__name__)\n"
+        "print(isinstance(kg.training.run, types.ModuleType), callable(kg.training.run.train), 'training' in dir(kg))\n"
     )
     result = _python(code)
-    assert result.stdout.split() == ["False", "False", "True", "keras_googlenet.imagenet_utils", "True", "True", "True"], result.stderr
+    assert result.stdout.split() == ["False", "False", "True", "keras_googlenet.model.imagenet_utils", "True", "True", "True"], result.stderr
 
 
 def test_an_unknown_attribute_still_raises_attribute_error_naming_it():

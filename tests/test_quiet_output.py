@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from keras_googlenet import export, native_stderr, runtimes
+from keras_googlenet import native_stderr
+from keras_googlenet.export import convert as export
+from keras_googlenet.inference import runtimes
 
 CHATTER = ("fully_quantize:", "XNNPACK delegate", "np.object")
 
@@ -25,7 +27,7 @@ def test_int8_export_onnx_export_and_a_tflite_prediction_print_no_native_chatter
 
 def test_predict_on_a_tflite_prints_the_runtime_line_only_with_debug(tmp_path, tiny_model, tiny_info):
     # A child process each: LiteRT prints its line for the first delegate of a process only.
-    from keras_googlenet import images
+    from keras_googlenet.data import images
 
     tflite = export.export_tflite(tiny_model, tmp_path / "fp32.tflite", info=tiny_info)
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}

@@ -6,7 +6,7 @@
 - `torchvision` and `torch_checkpoint`: torchvision's ``.pth`` ("bn"), read
   without PyTorch.
 
-This package never imports `keras_googlenet.model`: the builder calls into
+This package never imports `keras_googlenet.model.googlenet`: the builder calls into
 it and passes itself in where a model must be built.
 """
 

@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from keras_googlenet import architecture
+from keras_googlenet.model import architecture
 
 # Wire types (protobuf encoding spec). 3 and 4 are the deprecated groups.
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
@@ -241,7 +241,7 @@ def _shaped(blob, layer_name):
 def paper_layer_shapes(classes=1000):
     """``{Caffe layer name: [weight shape, bias shape]}`` of bvlc_googlenet, in Caffe's layouts.
 
-    Built from `keras_googlenet.architecture`'s tables, in the prototxt's
+    Built from `keras_googlenet.model.architecture`'s tables, in the prototxt's
     order: the stem, each inception module (with an auxiliary head after 4a
     and 4d) and the main classifier.
     """

@@ -26,8 +26,8 @@ import warnings
 import keras
 import numpy as np
 
-from keras_googlenet import architecture
-from keras_googlenet.imagenet_utils import imagenet_classes, preprocess_input
+from keras_googlenet.model import architecture
+from keras_googlenet.model.imagenet_utils import imagenet_classes, preprocess_input
 from keras_googlenet.weights import caffe, torchvision
 
 CACHE_SUBDIR = "models"  # as keras.applications: ~/.keras/models
@@ -42,7 +42,7 @@ class PretrainedWeights:
         name: the set's own name (``"bvlc_googlenet"``).
         weights: the value of ``GoogLeNet(weights=...)`` that selects it,
             together with ``variant``.
-        variant: the `keras_googlenet.architecture.VARIANTS` entry it fits.
+        variant: the `keras_googlenet.model.architecture.VARIANTS` entry it fits.
         url: where the file is downloaded from.
         sha256: the file's full sha256, or ``None`` where only a prefix is
             published.

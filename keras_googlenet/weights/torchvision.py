@@ -7,7 +7,7 @@ layouts onto the "bn" variant's layers.
 
 import numpy as np
 
-from keras_googlenet import architecture
+from keras_googlenet.model import architecture
 from keras_googlenet.weights import torch_checkpoint
 
 

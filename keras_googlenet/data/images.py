@@ -1,0 +1,140 @@
+"""Images in: reading files and folders into arrays, with errors that name the file; crops as a model takes them.
+
+Every runtime gets the same Python-side preparation, `augment.eval_transform`
+then `preprocess_input`, so the predictions of all formats are comparable.
+The bundled photos are here too.
+"""
+
+import importlib.resources
+import os
+import pathlib
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+PHOTOS_RESOURCE = "assets/photos"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+# Images decoded, cropped and run at once: memory grows with this, not with
+# the number of images (1000 photos in one batch took 12 GB).
+BATCH_SIZE = 32
+
+
+def sample_photos():
+    """The six photos bundled with the package, as paths sorted by file name.
+
+    bird, cat, grace_hopper, hot_dog, owl and parrot, from google-coral/test_data
+    (Apache-2.0, see ``assets/photos/NOTICE``): real photos for examples, tests
+    and `verify`, with nothing to download.
+    """
+    folder = importlib.resources.files("keras_googlenet").joinpath(PHOTOS_RESOURCE)
+    # A regular or editable install is a folder on disk; the paths are plain files.
+    return sorted(pathlib.Path(os.fspath(entry)) for entry in folder.iterdir() if entry.name.lower().endswith(IMAGE_SUFFIXES))
+
+
+def sample_photo(name="owl.jpg"):
+    """One bundled photo by file name (see `sample_photos`)."""
+    paths = {path.name: path for path in sample_photos()}
+    if name not in paths:
+        raise ValueError(f"No bundled photo has that name; the photos are {sorted(paths)}. Received: name={name!r}")
+    return paths[name]
+
+
+def load_image(path):
+    """Reads an image file as an RGB uint8 array of shape (height, width, 3).
+
+    Grayscale, palette and RGBA images are converted to RGB (alpha dropped).
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"The image file does not exist. Received: image={str(path)!r}")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(
+            f"The file is not a readable image ({type(error).__name__}). Received: image={str(path)!r}"
+        ) from None
+
+
+def image_paths(images):
+    """Image files from a mix of files and folders (a folder's images, sorted)."""
+    if isinstance(images, (str, os.PathLike)):
+        images = [images]
+    paths = []
+    for item in images:
+        if os.path.isdir(item):
+            found = sorted(p for p in pathlib.Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise ValueError(f"The folder holds no images ({', '.join(IMAGE_SUFFIXES)}). Received: images={str(item)!r}")
+            paths.extend(found)
+        else:
+            paths.append(pathlib.Path(item))
+    return paths
+
+
+def read_images(images, split="validation", limit=None):
+    """Raw images: files, folders of images, an array, or a dataset source.
+
+    A string that is neither an image file nor a folder holding images is a
+    source for `datasets.load_examples` (``"digits"``, a folder with one
+    subfolder per class, a tfds name), of which ``split`` is read.
+
+    Returns:
+        A list of image paths or RGB uint8 arrays, at most ``limit`` long.
+    """
+    return list(iter_images(images, split=split, limit=limit))
+
+
+def iter_images(images, split="validation", limit=None):
+    """`read_images` one image at a time: a dataset is decoded as it is read."""
+    if isinstance(images, np.ndarray):
+        return iter(images[:limit])
+    if isinstance(images, (str, os.PathLike)) and not os.path.isfile(images) and not _holds_images(images):
+        from keras_googlenet.data import datasets
+
+        dataset, _ = datasets.load_examples(str(images), split)
+        return (image.numpy() for image, _ in dataset.take(-1 if limit is None else limit))
+    return iter(image_paths(images)[:limit])
+
+
+def batches(items, batch_size=BATCH_SIZE):
+    """Lists of up to ``batch_size`` consecutive items of any iterable."""
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == batch_size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _holds_images(folder):
+    return os.path.isdir(folder) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in pathlib.Path(folder).iterdir())
+
+
+def crop_images(images, image_size):
+    """The float32 crops (n, size, size, 3) in [0, 255] that a model classifies, from files or RGB arrays.
+
+    Each image is resized and centre-cropped by `augment.eval_transform`, the
+    transform of evaluation and of the SavedModel's uint8 signature.
+    """
+    from keras_googlenet.data.augment import eval_transform
+
+    crops = []
+    for image in images:
+        pixels = load_image(image) if isinstance(image, (str, os.PathLike)) else np.asarray(image)
+        crops.append(np.asarray(eval_transform(pixels, image_size), dtype=np.float32))
+    return np.stack(crops)
+
+
+def prepare_images(images, image_size, variant, raw_pixels=False):
+    """The float batch a model takes, from image files or raw RGB uint8 arrays.
+
+    `crop_images`, then scaled by `preprocess_input` for the variant, unless
+    ``raw_pixels`` (a model that scales its input itself, as every export
+    does).
+    """
+    from keras_googlenet.model import imagenet_utils
+
+    crops = crop_images(images, image_size)
+    return crops if raw_pixels else np.asarray(imagenet_utils.preprocess_input(crops, variant=variant))

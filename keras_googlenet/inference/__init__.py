@@ -1,0 +1,6 @@
+"""Running a checkpoint or an export: predictions, verification against Keras, Grad-CAM.
+
+Takes in any exported form of a GoogLeNet and images; gives out each image's top
+classes, each export's parity with Keras, and heatmaps. Open ``runtimes.py``
+first (one loader per format), then ``predict.py``.
+"""

@@ -1,0 +1,269 @@
+"""Training on a Ray cluster: `training.train`, unchanged, on each Ray Train worker.
+
+`train_on_ray` starts (or joins) Ray, runs ``training.train(**train_kwargs)``
+as the ``train_loop_per_worker`` of `ray.train.tensorflow.TensorflowTrainer`,
+and returns Ray's `Result`. Ray gives each worker its ``TF_CONFIG``, so
+`cluster.make_strategy` picks `MultiWorkerMirroredStrategy` there, and the
+chief (rank 0) writes the checkpoints and logs as in any multi-worker run.
+
+Ray is an optional extra (``pip install "keras-googlenet[ray]"``): it is
+imported here only, inside the functions, never by ``import keras_googlenet``.
+"""
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import pathlib
+import sys
+import tempfile
+import threading
+
+from keras_googlenet.defaults import DEFAULT_OUTPUT_DIR, DEFAULT_RAY_MAX_FAILURES
+
+INSTALL_HINT = 'pip install "keras-googlenet[ray]"'
+# Ray's storage (its run state and the final report) goes in the output
+# folder, which every worker can already reach, instead of ~/ray_results.
+RAY_STORAGE_DIR = "ray"
+LOCAL_OBJECT_STORE_BYTES = 100 * 2**20
+# Without --debug, on every process of the job: Train V2's print patch
+# sends each print through the logging module as well as stdout (every
+# line twice in the logs), and TensorFlow logs its C++ start-up lines.
+_QUIET_WORKER_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+class RayNotInstalled(ImportError):
+    """Ray Train is missing: the message says how to install it."""
+
+
+def train_on_ray(
+    workers,
+    *,
+    address=None,
+    gpus_per_worker=0,
+    cpus_per_worker=1,
+    max_failures=DEFAULT_RAY_MAX_FAILURES,
+    output_dir=DEFAULT_OUTPUT_DIR,
+    debug=False,
+    **train_kwargs,
+):
+    """Runs `training.train` on ``workers`` Ray Train workers; returns Ray's `Result`.
+
+    The driver prints the chief's output (its plan, progress and final
+    evaluation) once; the other workers train silently. A worker lost
+    during training (its process killed, its node gone) makes Ray stop the
+    whole group and start a new one, up to ``max_failures`` times; each new
+    worker runs `training.train` again with the same arguments, which
+    resumes from the backups in ``output_dir`` at the first unfinished epoch.
+
+    Args:
+        workers: the number of Ray Train workers (processes), an int >= 1.
+        address: the Ray cluster to join (``"auto"``, ``"ray://host:10001"``),
+            or ``None``: a new local one (or the one ``RAY_ADDRESS`` names).
+        gpus_per_worker: GPUs each worker reserves (0 on CPU).
+        cpus_per_worker: CPUs each worker reserves; TensorFlow's thread pools
+            in that worker are sized to it.
+        max_failures: how many times Ray restarts the group after a worker
+            is lost (-1: without end; 0: the first loss fails the run).
+        output_dir: the run's folder, made absolute here. On a cluster of
+            several machines every worker must reach the same folder (a shared
+            POSIX file system): the chief writes there, every worker its backups.
+        debug: show Ray's own logs and every worker's output, prefixed by Ray.
+        **train_kwargs: the other arguments of `training.train`, unchanged.
+
+    Returns:
+        A `ray.train.Result`: ``.metrics`` holds the chief's summary (the
+        fields of `training.TrainingResult`), ``.error`` the failure, if any.
+    """
+    check_ray_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures)
+    ray, ray_train, TensorflowTrainer = _import_ray()
+    output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
+    started = _init_ray(ray, address, debug)
+    try:
+        relay = None if debug else _Relay()
+        trainer = TensorflowTrainer(
+            _worker_loop,
+            train_loop_config={
+                "train_kwargs": {**train_kwargs, "output_dir": output_dir}, "cpus": cpus_per_worker,
+                "relay": None if relay is None else relay.queue,
+            },
+            scaling_config=ray_train.ScalingConfig(
+                num_workers=workers, use_gpu=gpus_per_worker > 0,
+                resources_per_worker={"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})},
+            ),
+            run_config=ray_train.RunConfig(
+                storage_path=os.path.join(output_dir, RAY_STORAGE_DIR),
+                failure_config=ray_train.FailureConfig(max_failures=max_failures),
+            ),
+        )
+        with contextlib.nullcontext() if relay is None else relay:
+            try:
+                return trainer.fit()
+            except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
+                bad_input = _bad_input(error)
+                if bad_input is None:
+                    raise
+                raise bad_input from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _worker_loop(config):
+    """One Ray Train worker: `training.train`, its output shown by the chief only."""
+    # Ray's TF backend sets TF_USE_LEGACY_KERAS=1 for Ray's own Keras
+    # callback, which needs tf_keras; we train with Keras 3 and report below.
+    os.environ.pop("TF_USE_LEGACY_KERAS", None)
+    cpus = max(1, int(config["cpus"]))
+    # Ray sets OMP_NUM_THREADS to the worker's CPUs; TensorFlow's own pools
+    # ignore it and take every core of the machine, so N workers on one
+    # machine would each run as many threads as it has cores.
+    os.environ["OMP_NUM_THREADS"] = str(cpus)
+    import ray.train
+    import tensorflow as tf
+
+    from keras_googlenet.training import run as training
+
+    tf.config.threading.set_intra_op_parallelism_threads(cpus)
+    tf.config.threading.set_inter_op_parallelism_threads(cpus)
+    chief = ray.train.get_context().get_world_rank() == 0
+    kwargs = dict(config["train_kwargs"])
+    if not chief:  # the driver shows one copy: the chief's
+        kwargs.update(print_fn=lambda *args, **kwargs: None, verbose=0)
+    # `train` prints its plan and report with print, and Keras its progress
+    # to sys.stdout: both reach the driver through the relay.
+    # (A Queue is falsy when empty: compare with None.)
+    relay = config["relay"] if chief else None
+    with contextlib.nullcontext() if relay is None else contextlib.redirect_stdout(_QueueWriter(relay)):
+        result = training.train(**kwargs)
+    _report(ray.train, result, chief)
+
+
+class _QueueWriter(io.TextIOBase):
+    """A stdout that sends each whole line to a `ray.util.queue.Queue`."""
+
+    def __init__(self, queue):
+        self.queue, self.pending = queue, ""
+
+    def write(self, text):
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            self.queue.put(line + "\n")
+        return len(text)
+
+    def flush(self):
+        if self.pending:
+            self.queue.put(self.pending)
+            self.pending = ""
+
+
+class _Relay:
+    """Prints on the driver what the chief writes to its stdout, while `fit` runs.
+
+    Ray's own way, ``log_to_driver``, forwards every process of the job (the
+    controller's life cycle, TensorFlow's start-up lines, each worker's
+    prints), so it is off, and the chief's lines come through a queue.
+    """
+
+    def __init__(self):
+        from ray.util.queue import Queue
+
+        self.queue = Queue(actor_options={"num_cpus": 0})
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._print, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop.set()
+        self.thread.join(timeout=30)
+        self.queue.shutdown()
+
+    def _print(self):
+        from ray.util.queue import Empty
+
+        stopping = False
+        while not stopping:
+            stopping = self.stop.is_set()  # one more pass after the stop, for the last lines
+            try:
+                lines = self.queue.get_nowait_batch(self.queue.size())
+            except Empty:
+                lines = []
+            sys.stdout.write("".join(lines))
+            sys.stdout.flush()
+            self.stop.wait(0.5)
+
+
+def _report(ray_train, result, chief):
+    """Hands the chief's summary to the driver's `Result` (every worker must call report)."""
+    summary = json.loads(json.dumps(dataclasses.asdict(result), default=float))
+    if not chief:
+        ray_train.report(summary)
+        return
+    # Train V2 keeps the metrics in the Result only with a checkpoint: a
+    # small one, the summary alone; the model stays in output_dir.
+    with tempfile.TemporaryDirectory(prefix="keras_googlenet_ray_") as folder:
+        pathlib.Path(folder, "summary.json").write_text(json.dumps(summary, indent=2))
+        ray_train.report(summary, checkpoint=ray_train.Checkpoint.from_directory(folder))
+
+
+def _init_ray(ray, address, debug):
+    """Starts or joins Ray, unless it runs already here; returns whether we must shut it down."""
+    if ray.is_initialized():
+        return False
+    settings = {
+        "log_to_driver": debug,
+        # WARNING would still show Ray's token-authentication notice on every start.
+        "logging_level": logging.DEBUG if debug else logging.ERROR,
+        "runtime_env": None if debug else {"env_vars": dict(_QUIET_WORKER_ENV)},
+    }
+    if address is None and not os.environ.get("RAY_ADDRESS"):
+        # A new local cluster. The object store takes 30% of the memory by
+        # default, and training passes nothing through it but a few lines and
+        # the reports. Without the dashboard (its processes, its log lines),
+        # Ray's state API is gone: Train's PlacementGroupCleaner warns about
+        # it every second, which only --debug shows; ray.shutdown cleans up.
+        settings.update(object_store_memory=LOCAL_OBJECT_STORE_BYTES, include_dashboard=debug)
+    ray.init(address=address, **settings)
+    return True
+
+
+def _bad_input(error):
+    """The chief's bad-input error (ValueError, OSError), in one line, as `train` raised it; else None."""
+    failure = error.worker_failures.get(0)  # rank 0's exception itself: Train V2 unwraps it
+    if not isinstance(failure, (ValueError, OSError)):
+        return None
+    message = str(failure).strip().splitlines()[0]
+    try:
+        return type(failure)(message)
+    except TypeError:  # an exception class with other arguments
+        return ValueError(message)
+
+
+def _import_ray():
+    try:
+        import ray
+        import ray.train
+        from ray.train.tensorflow import TensorflowTrainer
+    except ImportError as error:
+        raise RayNotInstalled(f"Training on Ray needs Ray Train ({error}): {INSTALL_HINT}") from None
+    return ray, ray.train, TensorflowTrainer
+
+
+def check_ray_arguments(workers, address=None, gpus_per_worker=0, cpus_per_worker=1, max_failures=DEFAULT_RAY_MAX_FAILURES):
+    """Raises a one-line ValueError for a bad value of `train_on_ray`'s own arguments; imports nothing."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"`workers` must be an int >= 1. Received: workers={workers!r}")
+    if address is not None and (not isinstance(address, str) or not address):
+        raise ValueError(f"`address` must be a Ray address such as 'auto' or 'ray://host:10001'. Received: address={address!r}")
+    for name, value in (("gpus_per_worker", gpus_per_worker), ("cpus_per_worker", cpus_per_worker)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (name == "cpus_per_worker" and value < 1):
+            minimum = 1 if name == "cpus_per_worker" else 0
+            raise ValueError(f"`{name}` must be a number >= {minimum}. Received: {name}={value!r}")
+    if isinstance(max_failures, bool) or not isinstance(max_failures, int) or max_failures < -1:
+        raise ValueError(f"`max_failures` must be an int >= -1 (-1: no limit). Received: max_failures={max_failures!r}")

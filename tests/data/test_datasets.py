@@ -1,0 +1,198 @@
+"""Image sources: the bundled digits, a class-per-folder tree and tensorflow-datasets."""
+
+import io
+import logging
+import re
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from keras_googlenet.data import datasets
+
+
+def as_arrays(dataset):
+    images, labels = zip(*((image.numpy(), int(label)) for image, label in dataset))
+    return images, np.array(labels)
+
+
+def test_digits_are_1797_uint8_rgb_images_in_10_classes():
+    train, info = datasets.load_examples("digits", "train")
+    validation, _ = datasets.load_examples("digits", "validation")
+    assert info.num_classes == 10 and info.class_names == tuple("0123456789")
+    assert info.num_examples == {"train": 1438, "validation": 359}
+    images, labels = as_arrays(train)
+    assert len(images) == 1438 and len(as_arrays(validation)[0]) == 359
+    assert images[0].shape == (8, 8, 3) and images[0].dtype == np.uint8
+    assert set(labels) == set(range(10))
+    # Grey replicated to RGB, ink scaled from 0..16 to 0..255.
+    stacked = np.stack(images)
+    np.testing.assert_array_equal(stacked[..., 0], stacked[..., 2])
+    assert stacked.max() == 255 and stacked.min() == 0
+
+
+def test_digits_split_does_not_depend_on_the_shuffle_seed():
+    first, _ = as_arrays(datasets.load_examples("digits", "validation", seed=1, shuffle=True)[0])
+    second, _ = as_arrays(datasets.load_examples("digits", "validation", seed=2, shuffle=True)[0])
+    assert [image.tobytes() for image in first] != [image.tobytes() for image in second]
+    assert sorted(image.tobytes() for image in first) == sorted(image.tobytes() for image in second)
+
+
+def test_folder_images_decode_to_rgb_with_their_class_labels(image_folder):
+    train, info = datasets.load_examples(image_folder, "train", validation_fraction=0.5)
+    validation, _ = datasets.load_examples(image_folder, "validation", validation_fraction=0.5)
+    assert info.class_names == ("bright", "dark") and info.num_classes == 2
+    (train_images, train_labels), (validation_images, validation_labels) = as_arrays(train), as_arrays(validation)
+    images, labels = train_images + validation_images, np.concatenate([train_labels, validation_labels])
+    # 6 good images per class: the text file, broken.jpg and the truncated JPEG are dropped.
+    assert sorted(labels) == [0] * 6 + [1] * 6
+    for image, label in zip(images, labels):
+        assert image.shape == (24, 32, 3) and image.dtype == np.uint8
+        # PNG, GIF and BMP are lossless; JPEG comes back within a grey level or two.
+        np.testing.assert_allclose(image, (220, 30)[label], atol=2)
+
+
+def test_folder_holdout_is_a_fixed_hash_of_each_path_whatever_the_seed(image_folder):
+    counts = [
+        datasets.load_examples(image_folder, "train", validation_fraction=0.5, seed=seed, shuffle=True)[1].num_examples
+        for seed in (1, 2)
+    ]
+    assert counts[0] == counts[1]
+    # 12 good images: the truncated JPEG is not counted.
+    assert counts[0]["train"] + counts[0]["validation"] == 12
+    assert 0 < counts[0]["validation"] < 12
+
+
+def test_folder_skips_are_counted_in_one_warning(image_folder, caplog):
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
+        datasets.load_examples(image_folder)
+    warnings = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"]
+    assert len(warnings) == 1
+    assert "Skipped 3 of 15 files" in warnings[0]
+    assert "2 not a readable image (bright/truncated.jpg, dark/broken.jpg)." in warnings[0]
+
+
+def noisy_image_bytes(image_format, seed=0):
+    pixels = np.random.default_rng(seed).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, image_format)
+    return buffer.getvalue()
+
+
+def test_images_cut_short_are_named_in_the_warning_and_never_reach_training(tmp_path, caplog):
+    # What an interrupted copy or download leaves: the header is fine, the end is missing.
+    (tmp_path / "cat").mkdir()
+    for index, image_format in enumerate(("JPEG", "PNG", "GIF", "BMP")):
+        whole = noisy_image_bytes(image_format, index)
+        suffix = image_format.lower().replace("jpeg", "jpg")
+        (tmp_path / "cat" / f"whole.{suffix}").write_bytes(whole)
+        (tmp_path / "cat" / f"cut.{suffix}").write_bytes(whole[: len(whole) * 9 // 10])
+    # Bytes after a complete JPEG (as some cameras write) do not make it unreadable.
+    (tmp_path / "cat" / "trailer.jpg").write_bytes(noisy_image_bytes("JPEG", 9) + b"camera data")
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
+        dataset, info = datasets.load_examples(tmp_path, "train", validation_fraction=0.01)
+    [warning] = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"]
+    assert "Skipped 4 of 9 files" in warning
+    assert "4 not a readable image (cat/cut.bmp, cat/cut.gif, cat/cut.jpg, cat/cut.png)." in warning
+    assert sum(info.num_examples.values()) == 5
+    images, _ = as_arrays(dataset)
+    assert len(images) == info.num_examples["train"]  # nothing left for ignore_errors to drop
+
+
+def test_train_and_val_subfolders_are_used_as_splits(tmp_path):
+    for split, count in (("train", 3), ("val", 1)):
+        for name in ("cat", "dog"):
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(count):
+                Image.new("RGB", (10, 10), (i, 0, 0)).save(tmp_path / split / name / f"{i}.png")
+    train, info = datasets.load_examples(tmp_path, "train")
+    validation, _ = datasets.load_examples(tmp_path, "validation")
+    assert info.class_names == ("cat", "dog")
+    assert info.num_examples == {"train": 6, "validation": 2}
+    assert sorted(as_arrays(validation)[1]) == [0, 1] and len(as_arrays(train)[1]) == 6
+
+
+@pytest.mark.parametrize("name", ["tf_flowers", "imagenet2012", "mnist"])
+def test_tfds_datasets_give_uint8_rgb_images_and_int64_labels(name):
+    """mnist stands for the grey datasets: its (28, 28, 1) images come out RGB."""
+    with tfds.testing.mock_data(num_examples=3):
+        dataset, info = datasets.load_examples(name, "validation")
+        examples = list(dataset)
+    assert info.num_classes == {"tf_flowers": 5, "imagenet2012": 1000, "mnist": 10}[name]
+    assert len(info.class_names) == info.num_classes
+    assert len(examples) == 3
+    for image, label in examples:
+        assert image.dtype == "uint8" and image.shape.rank == 3 and image.shape[-1] == 3
+        assert label.dtype == "int64" and 0 <= int(label) < info.num_classes
+
+
+def test_missing_folder_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"Received: source='.*nowhere'"):
+        datasets.load_examples(str(tmp_path / "nowhere"))
+
+
+def test_empty_folder_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="no class subfolders"):
+        datasets.load_examples(tmp_path)
+
+
+def test_class_folder_without_images_is_named(tmp_path):
+    (tmp_path / "cat").mkdir()
+    (tmp_path / "dog").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "cat" / "a.png")
+    (tmp_path / "dog" / "readme.txt").write_text("no dogs yet")
+    with pytest.raises(ValueError, match="The class folder 'dog' has no readable images"):
+        datasets.load_examples(tmp_path)
+
+
+def test_unknown_dataset_name_lists_what_source_may_be():
+    with pytest.raises(ValueError, match="tensorflow-datasets name .* Received: source='no_such_dataset'") as error:
+        datasets.load_examples("no_such_dataset")
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["imagenette/999px", "tf_flowers:9.9.9"])
+def test_bad_tfds_config_version_or_syntax_is_one_line(name):
+    with pytest.raises(ValueError, match=f"Received: source='{re.escape(name)}'") as error:
+        datasets.load_examples(name)
+    assert "\n" not in str(error.value)
+
+
+def test_a_source_that_is_no_tfds_name_is_a_missing_folder_not_a_download():
+    # The rule of `sources.data_is_path`, shared with the CLI's early checks.
+    with pytest.raises(FileNotFoundError, match=r"^The image folder does not exist. Received: source='bad name!'$"):
+        datasets.load_examples("bad name!")
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"split": "test"}, "Received: split='test'"),
+        ({"validation_fraction": 1.0}, "Received: validation_fraction=1.0"),
+        ({"source": 3}, "Received: source=3"),
+    ],
+)
+def test_bad_arguments_raise_one_line_naming_them(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        datasets.load_examples(**{"source": "digits", **kwargs})
+
+
+def test_missing_manual_dir_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Received: manual_dir="):
+        datasets.load_examples("imagenet2012", manual_dir=str(tmp_path / "missing"))
+
+
+def test_a_tfds_dataset_without_validation_holds_out_the_end_of_train():
+    # tf_flowers' only split: 3670 images, so 2936 train and 734 validation.
+    template = tfds.core.ShardedFileTemplate(
+        data_dir="/unused",
+        template="{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+        dataset_name="tf_flowers",
+        filetype_suffix="tfrecord",
+    )
+    train = tfds.core.SplitInfo(name="train", shard_lengths=[3670], num_bytes=0, filename_template=template)
+    splits = tfds.core.SplitDict([train])
+    specs = dict(datasets._split_specs(splits, validation_fraction=0.2))
+    assert specs == {"train": "train[:80%]", "validation": "train[80%:]"}
+    assert {key: splits[spec].num_examples for key, spec in specs.items()} == {"train": 2936, "validation": 734}

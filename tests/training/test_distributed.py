@@ -1,0 +1,303 @@
+"""Distributed training: MirroredStrategy on logical CPUs, two local workers, resume after SIGKILL.
+
+Each test runs TensorFlow in fresh subprocesses: logical devices and
+TF_CONFIG must be set before TensorFlow initialises its devices, and
+SIGKILL needs a process to kill.
+"""
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+import local_cluster
+
+pytestmark = pytest.mark.slow
+
+TIMEOUT_S = 400
+# How long a task may take to notice that a peer is gone and exit.
+SURVIVOR_TIMEOUT_S = 300
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+# One SGD step of the same global batch of 4, on 2 logical CPUs (2 per
+# replica) and on one device. The "paper" variant has no batch norm, whose
+# statistics would be per replica, and dropout is switched off, so both
+# runs compute the same function: only the loss scaling can differ.
+MIRRORED_VS_SINGLE = """
+import json, sys
+from keras_googlenet.training import cluster, run as training
+mirrored = cluster.make_strategy("mirrored", devices=2)  # first: before TF starts its devices
+single = cluster.make_strategy("default")
+import keras, numpy as np
+import keras_googlenet as kg
+
+def build():
+    model = kg.GoogLeNet(variant="paper", input_shape=(80, 80, 3), classes=10)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Dropout):
+            layer.rate = 0.0
+    return model
+
+keras.utils.set_random_seed(0)
+initial = build().get_weights()
+images = np.random.default_rng(0).normal(0, 50, size=(4, 80, 80, 3)).astype("float32")
+labels = np.array([0, 3, 5, 9])
+results = {}
+for name, strategy in (("mirrored", mirrored), ("single", single)):
+    with strategy.scope():
+        model = build()
+        model.set_weights(initial)
+        kg.compile_googlenet(model, optimizer=training.make_optimizer(0.01, weight_decay=0))
+    history = model.fit(images, {"main": labels, "aux1": labels, "aux2": labels}, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    results[name] = {
+        "replicas": strategy.num_replicas_in_sync,
+        "history": {key: values[0] for key, values in history.history.items()},
+        "weights": [w.tolist() for w in model.get_weights()[:4]] + [model.get_weights()[-2].tolist()],
+    }
+results["initial"] = [w.tolist() for w in initial[:4]] + [initial[-2].tolist()]
+json.dump(results, open(sys.argv[1], "w"))
+"""
+
+# Under a strategy Keras' `fit` reads a first batch and all-reduces it to
+# build the model, at the start and again in every validation pass; a model
+# built from the element spec must not. Prints the number of whole batches
+# (4-D images inside) given to `strategy.reduce`: Keras alone, then built.
+BATCHES_REDUCED = """
+from keras_googlenet.training import cluster
+strategy = cluster.make_strategy("mirrored", devices=2)
+import keras, numpy as np, tensorflow as tf
+import keras_googlenet as kg
+
+reduced = []
+reduce = type(strategy).reduce
+def counting_reduce(self, op, value, axis):
+    local = [self.experimental_local_results(tensor)[0] for tensor in tf.nest.flatten(value)]
+    reduced.append(any(len(tensor.shape) == 4 for tensor in local))
+    return reduce(self, op, value, axis)
+type(strategy).reduce = counting_reduce
+
+labels = np.arange(16) % 3
+images = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
+dataset = tf.data.Dataset.from_tensor_slices((images, {"main": labels, "aux1": labels, "aux2": labels})).batch(4)
+for build in (False, True):
+    with strategy.scope():
+        pixels = keras.Input((8, 8, 3))
+        features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(pixels))
+        heads = [keras.layers.Dense(3, activation="softmax", name=name)(features) for name in ("main", "aux1", "aux2")]
+        model = kg.compile_googlenet(keras.Model(pixels, heads), optimizer=keras.optimizers.SGD(0.01))
+        if build:
+            kg.model.task.build_from_element_spec(model, dataset)
+    reduced.clear()
+    model.fit(dataset, validation_data=dataset, epochs=3, verbose=0)
+    print("batches reduced:", sum(reduced))
+"""
+
+# The same command is run twice; a probe after the built-in callbacks saves
+# the weights fit starts from (after the backup restored them) and the first
+# epoch it runs.
+RESUMABLE_RUN = """
+import json, sys
+import keras
+from keras_googlenet.training import run as training
+
+output_dir, probe_dir = sys.argv[1:3]
+
+class Probe(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.model.save_weights(f"{probe_dir}/start.weights.h5")
+        self.first_epoch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            with open(f"{probe_dir}/first_epoch.json", "w") as file:
+                json.dump(epoch, file)
+
+training.train(
+    output_dir=output_dir, epochs=8, steps_per_epoch=1, batch_size=2, image_size=80,
+    validation_split=None, verbose=2, callbacks=[Probe()],
+)
+"""
+
+
+def _python(*args):
+    return [sys.executable, *args]
+
+
+def _run(command, env=None):
+    return subprocess.run(
+        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
+
+
+def _h5_arrays(path):
+    arrays = {}
+    with h5py.File(path, "r") as file:
+        file.visititems(lambda name, item: arrays.__setitem__(name, item[()]) if isinstance(item, h5py.Dataset) else None)
+    return arrays
+
+
+def test_mirrored_step_on_two_logical_cpus_matches_one_device_on_the_same_global_batch(tmp_path):
+    out = tmp_path / "results.json"
+    process = _run(_python("-c", MIRRORED_VS_SINGLE, str(out)))
+    assert process.returncode == 0, process.stderr[-3000:]
+    results = json.loads(out.read_text())
+    mirrored, single = results["mirrored"], results["single"]
+
+    assert (mirrored["replicas"], single["replicas"]) == (2, 1)
+    for key in ("loss", "main_loss", "aux1_loss", "aux2_loss", "main_top1", "main_top5"):
+        assert mirrored["history"][key] == pytest.approx(single["history"][key], rel=1e-4), key
+    # The total is the paper's weighting of the per-head losses.
+    history = single["history"]
+    assert history["loss"] == pytest.approx(history["main_loss"] + 0.3 * (history["aux1_loss"] + history["aux2_loss"]), rel=1e-4)
+
+    for before, after_mirrored, after_single in zip(results["initial"], mirrored["weights"], single["weights"]):
+        before, after_mirrored, after_single = map(np.asarray, (before, after_mirrored, after_single))
+        step = np.abs(after_single - before).max()
+        assert step > 0  # the step changed the weights
+        # A wrong loss scaling (summed instead of averaged over replicas)
+        # would make the mirrored step twice as large.
+        np.testing.assert_allclose(after_mirrored - before, after_single - before, atol=1e-3 * step, rtol=1e-3)
+
+
+def test_a_model_built_from_its_element_spec_all_reduces_no_batch_to_build_itself_again():
+    process = _run(_python("-c", BATCHES_REDUCED))
+    assert process.returncode == 0, process.stderr[-3000:]
+    # Keras alone: one batch for `fit` and one per validation pass (3 epochs).
+    assert re.findall(r"batches reduced: (\d+)", process.stdout) == ["4", "0"]
+
+
+# The shapes of TF_CONFIG that engines give: Kubeflow's TFJob with a Chief
+# replica and Vertex AI name a "chief" task beside the workers; Ray Train
+# and TFJob without a Chief give workers only, worker 0 acting as chief.
+# A chief beside the workers (Kubeflow's TFJob, Vertex AI) is run by
+# test_kubernetes with the TF_CONFIG the operator derives from the manifest:
+# one two-process run of that shape in CI is enough.
+CLUSTER_SHAPES = {
+    "workers_only": {"worker": 2},
+    "single_worker": {"worker": 1},
+}
+TINY_RUN = ("--steps-per-epoch", "1", "--batch-size", "2", "--image-size", "80", "--validation-split", "none", "--verbose", "2")
+
+
+def logged_epochs(output_dir):
+    rows = (output_dir / "history.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,")
+    return [int(row.split(",")[0]) for row in rows[1:]]
+
+
+@pytest.mark.parametrize("shape", CLUSTER_SHAPES)
+def test_every_cluster_shape_trains_and_only_the_chief_writes_the_run(shape, tmp_path):
+    output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
+    temporary.mkdir()
+    configs = local_cluster.tf_configs(CLUSTER_SHAPES[shape])
+    command = local_cluster.train_command("--epochs", "2", *TINY_RUN, "--output-dir", str(output_dir))
+    with local_cluster.LocalCluster(configs, command, tmp_path, temporary) as tasks:
+        codes = tasks.wait(TIMEOUT_S)
+        assert codes == [0] * len(configs), tasks.report()
+        chief, *others = tasks.names
+        chief_log, other_logs = tasks.log(chief), [tasks.log(name) for name in others]
+
+    replicas = len(configs)
+    strategy = "MultiWorkerMirroredStrategy" if replicas > 1 else "the default strategy"
+    assert f"with {strategy} ({replicas} replica(s), global batch {2 * replicas})" in chief_log
+    assert f"Last checkpoint: {output_dir / 'last.keras'}" in chief_log
+    for log in other_logs:
+        assert "Last checkpoint" not in log  # the others wrote to scratch folders
+    # One backup, the chief's, which every task resumes from.
+    assert sorted(p.name for p in (output_dir / "backup").iterdir()) == [
+        "latest.weights.h5", "previous.weights.h5", "training_metadata.json"
+    ]
+    assert not list(temporary.glob("keras_googlenet_*"))  # the scratch folders are deleted
+    assert not (output_dir / "train.lock").exists()  # taken by the chief only, and released
+    assert logged_epochs(output_dir) == [0, 1]
+    summary = json.loads((output_dir / "summary.json").read_text())
+    assert len(summary["history"]["loss"]) == 2
+
+    import keras
+
+    model = keras.saving.load_model(output_dir / "last.keras", compile=False)
+    assert model.output_names == ["main", "aux1", "aux2"]
+    assert model.input_shape == (None, 80, 80, 3)
+
+
+def test_a_run_killed_with_sigkill_resumes_at_the_next_epoch_with_the_backed_up_weights(tmp_path):
+    output_dir, probe_dir = tmp_path / "run", tmp_path / "probe"
+    probe_dir.mkdir()
+    command = _python("-c", RESUMABLE_RUN, str(output_dir), str(probe_dir))
+    metadata = output_dir / "backup" / "training_metadata.json"
+
+    first = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + TIMEOUT_S
+    # Kill as soon as the first backup is complete: the next one is a whole
+    # epoch away, so the kill never lands in the middle of writing it.
+    while not (metadata.is_file() and metadata.read_text().strip()):
+        assert first.poll() is None, first.stderr.read()[-3000:]
+        assert time.monotonic() < deadline, "no backup was written"
+        time.sleep(0.05)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    assert first.returncode == -signal.SIGKILL
+    finished = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= finished < 8
+    shutil.copy(output_dir / "backup" / "latest.weights.h5", tmp_path / "backed_up.weights.h5")
+    for stale in probe_dir.iterdir():
+        stale.unlink()
+
+    second = _run(command)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"Resuming after epoch {finished} from the backup" in second.stdout
+    # Keras counts epochs from 0: index `finished` is epoch finished + 1.
+    assert json.loads((probe_dir / "first_epoch.json").read_text()) == finished
+    backed_up, restored = _h5_arrays(tmp_path / "backed_up.weights.h5"), _h5_arrays(probe_dir / "start.weights.h5")
+    assert backed_up.keys() == restored.keys() and len(backed_up) > 100
+    for name in backed_up:
+        np.testing.assert_array_equal(restored[name], backed_up[name], err_msg=name)
+    assert json.loads(metadata.read_text())["epoch"] == 8
+    assert (output_dir / "last.keras").is_file()
+
+
+def test_a_worker_killed_at_an_epoch_end_costs_no_epoch_when_the_cluster_restarts(tmp_path):
+    output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
+    temporary.mkdir()
+    metadata = output_dir / "backup" / "training_metadata.json"
+    command = local_cluster.train_command("--epochs", "3", *TINY_RUN, "--output-dir", str(output_dir))
+    # Ray Train's shape; worker 1 is not the chief, and writes no backup there.
+    shape = {"worker": 2}
+    (tmp_path / "first").mkdir()
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "first", temporary) as first:
+        deadline = time.monotonic() + TIMEOUT_S
+        while not (metadata.is_file() and json.loads(metadata.read_text())["epoch"] >= 1):
+            assert None in first.wait(0.02) and time.monotonic() < deadline, first.report()
+        assert first.kill("worker1") == -signal.SIGKILL
+        # Nobody kills the survivor here (Ray would): it must not wait for its lost peer for ever.
+        started = time.monotonic()
+        survivor = first.wait(SURVIVOR_TIMEOUT_S)[0]
+        survivor_s = time.monotonic() - started
+        survivor_log = first.log("worker0")
+    print(f"The chief exited with {survivor} {survivor_s:.0f} s after its peer was killed")
+    assert survivor not in (None, 0), survivor_log[-3000:]
+    resumed = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= resumed < 3
+    assert list(temporary.glob("keras_googlenet_*_worker_1"))  # the killed worker's scratch folder, left behind
+
+    (tmp_path / "second").mkdir()
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "second", temporary) as second:
+        assert second.wait(TIMEOUT_S) == [0, 0], second.report()
+        logs = [second.log(name) for name in second.names]
+    for log in logs:
+        assert f"Resuming after epoch {resumed} from the backup in {output_dir / 'backup'}" in log
+        # Keras numbers epochs from 1: the first one run is the first unfinished.
+        assert re.findall(r"^Epoch (\d+)/3$", log, re.MULTILINE)[0] == str(resumed + 1)
+    assert logged_epochs(output_dir) == [0, 1, 2]
+    assert json.loads(metadata.read_text())["epoch"] == 3
+    assert not list(temporary.glob("keras_googlenet_*"))  # reused, then deleted

@@ -1,0 +1,186 @@
+"""Ray Train: `keras-googlenet train --ray-workers N` and `ray_training.train_on_ray`.
+
+The slow test runs the real command on Ray's local cluster (2 workers x 1
+CPU, the built-in digits at 80 px, a few steps), kills one worker with
+SIGKILL during training, and checks that Ray's restart resumed at the first
+unfinished epoch. Every Ray process runs in the command's own session, which
+is killed at the end whatever happens, so that nothing outlives the test.
+"""
+
+import csv
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import pytest
+
+from keras_googlenet import cli
+from keras_googlenet.training import ray as ray_training
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
+# On two busy cores: Ray's start (~30 s), two compilations of the model (one
+# per attempt) and the restart. A hang (the collective of a lost worker)
+# fails the test here instead of blocking CI.
+RUN_TIMEOUT_S = 1200
+
+
+def test_importing_the_package_and_the_ray_module_imports_neither_ray_nor_tensorflow():
+    code = "import sys, keras_googlenet, keras_googlenet.training.ray; print(sorted({'ray', 'tensorflow'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ({"workers": 0}, "`workers` must be an int >= 1. Received: workers=0"),
+        ({"workers": 2.0}, "`workers` must be an int >= 1. Received: workers=2.0"),
+        ({"workers": 2, "gpus_per_worker": -1}, "`gpus_per_worker` must be a number >= 0. Received: gpus_per_worker=-1"),
+        ({"workers": 2, "cpus_per_worker": 0}, "`cpus_per_worker` must be a number >= 1. Received: cpus_per_worker=0"),
+        ({"workers": 2, "max_failures": -2}, "`max_failures` must be an int >= -1 (-1: no limit). Received: max_failures=-2"),
+        ({"workers": 2, "address": ""}, "`address` must be a Ray address such as 'auto' or 'ray://host:10001'. Received: address=''"),
+    ],
+)
+def test_bad_ray_arguments_raise_one_line_naming_the_argument(arguments, message):
+    with pytest.raises(ValueError) as error:
+        ray_training.check_ray_arguments(**arguments)
+    assert str(error.value).endswith(message) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--ray-workers", "0"], "--ray-workers must be an int >= 1. Received: --ray-workers=0"),
+        (["--ray-workers", "2", "--ray-gpus-per-worker", "-1"], "--ray-gpus-per-worker must be a number >= 0. Received: --ray-gpus-per-worker=-1.0"),
+        (["--ray-workers", "2", "--ray-max-failures", "-5"], "--ray-max-failures must be an int >= -1 (-1: no limit). Received: --ray-max-failures=-5"),
+        (["--ray-address", "auto"], "--ray-address needs --ray-workers. Received: --ray-address='auto'"),
+    ],
+)
+def test_bad_ray_flags_are_one_line_naming_the_flag_and_create_nothing(flags, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["train", "--output-dir", str(out), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err == f"keras-googlenet train: error: {message}\n"
+    assert not out.exists()
+
+
+def test_without_ray_the_command_says_how_to_install_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    out = tmp_path / "out"
+    assert cli.main(["train", "--ray-workers", "2", "--output-dir", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.strip().endswith('pip install "keras-googlenet[ray]"')
+    assert not out.exists()
+
+
+def test_the_chiefs_stdout_reaches_the_relay_queue_one_whole_line_at_a_time():
+    class FakeQueue(list):
+        put = list.append
+
+    queue = FakeQueue()
+    writer = ray_training._QueueWriter(queue)
+    writer.write("Epoch 1/2\n3/3 - 10s")
+    writer.write(" - loss: 4.0\nTrained")
+    assert queue == ["Epoch 1/2\n", "3/3 - 10s - loss: 4.0\n"]
+    writer.flush()
+    assert queue[-1] == "Trained"
+
+
+@pytest.mark.parametrize(
+    "failure, expected",
+    [
+        (FileNotFoundError("The image folder does not exist. Received: source='/x'\nmore"),
+         FileNotFoundError("The image folder does not exist. Received: source='/x'")),
+        (ValueError("`epochs` must be an int >= 1. Received: epochs=0"), ValueError("`epochs` must be an int >= 1. Received: epochs=0")),
+        (RuntimeError("Collective ops is aborted"), None),
+    ],
+)
+def test_a_workers_bad_input_is_raised_on_the_driver_as_its_own_one_line_error(failure, expected):
+    class FakeWorkerGroupError(Exception):
+        worker_failures = {0: failure}
+
+    raised = ray_training._bad_input(FakeWorkerGroupError())
+    assert (type(raised), str(raised)) == (type(expected), str(expected)) if expected else raised is None
+
+
+@pytest.mark.slow
+def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp_path):
+    out, scratch = tmp_path / "out", tmp_path / "tmp"
+    scratch.mkdir()
+    command = [
+        sys.executable, "-m", "keras_googlenet.cli", "train", "--ray-workers", "2", "--ray-max-failures", "1",
+        "--epochs", "3", "--steps-per-epoch", "2", "--batch-size", "4", "--image-size", "80",
+        "--output-dir", str(out),
+    ]
+    # TMPDIR: the workers' scratch folders land here, where the test can see
+    # them. Ray's own folder stays in the usual one: its socket paths must
+    # be shorter than 108 bytes.
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(scratch), "RAY_TMPDIR": tempfile.gettempdir()}
+    driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    killed = {}
+    killer = threading.Thread(target=_kill_a_worker_after_the_first_epoch, args=(driver, out / "history.csv", killed), daemon=True)
+    killer.start()
+    try:
+        stdout, stderr = driver.communicate(timeout=RUN_TIMEOUT_S)
+        left = _left_in_session(driver.pid)
+    finally:
+        for process in _left_in_session(driver.pid, wait_s=0):
+            process.kill()
+    assert driver.returncode == 0, stderr[-3000:]
+    assert [p.name() for p in left] == []  # ray.shutdown stopped the raylet, the GCS and the workers
+    assert killed.get("pid"), "no Ray worker was found to kill"
+
+    # Every epoch exactly once, the second resumed after the first.
+    with open(out / "history.csv") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+    assert "Resuming after epoch 1 " in stdout or "Resuming after epoch 2 " in stdout, stdout
+    # The chief's lines once per attempt, never once per worker; Ray's own log stays out.
+    assert stdout.count("Evaluation of the best checkpoint on 'validation' (359 images, 10 classes)") == 1
+    assert stdout.count("Strategy: MultiWorkerMirroredStrategy, 2 replica(s); global batch 8 (4 per replica).") == 2
+    for noise in ("PlacementGroupCleaner", "RayTrainWorker", "TrainController", "I0000"):
+        assert noise not in stdout + stderr
+    # The workers' scratch folders are removed, the killed worker's too.
+    assert sorted(p.name for p in scratch.iterdir() if p.name.startswith("keras_googlenet")) == []
+
+
+def _kill_a_worker_after_the_first_epoch(driver, history_csv, killed):
+    """SIGKILLs one Ray Train worker of ``driver`` once the chief has logged its first epoch."""
+    import psutil  # a dependency of Ray
+
+    while driver.poll() is None:
+        if history_csv.exists() and len(history_csv.read_text().splitlines()) >= 2:
+            workers = [
+                p for p in psutil.Process(driver.pid).children(recursive=True)
+                if "RayTrainWorker" in " ".join(p.cmdline())
+            ]
+            if workers:
+                victim = max(workers, key=lambda p: p.pid)
+                killed["pid"] = victim.pid
+                victim.send_signal(signal.SIGKILL)
+                return
+        time.sleep(0.2)
+
+
+def _left_in_session(session_id, wait_s=15):
+    """The processes still in the driver's session (Ray's raylet, GCS, workers), after up to ``wait_s`` seconds."""
+    import psutil
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        left = [p for p in psutil.process_iter() if _session(p) == session_id]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.5)
+
+
+def _session(process):
+    try:
+        return os.getsid(process.pid)
+    except OSError:
+        return None
