@@ -1,41 +1,46 @@
-"""GoogLeNet (Inception v1) for Keras 3: builder, training, weights and export.
+"""GoogLeNet (Inception v1) for Keras 3: the builder, pretrained weights, training, export and inference.
 
-The public names and the submodules are imported on first use (PEP 562, as
-scientific-python's SPEC 1 lazy loading does): importing the package, or
-running ``keras-googlenet --help``, loads no Keras or TensorFlow, and
-``keras_googlenet.training.run.train`` still works after ``import keras_googlenet``.
+One package per stage, in the order the data flows: ``model`` (with
+``weights``), ``data``, ``artifacts``, ``training``, ``export`` and
+``inference``. The public names and the packages are imported on first use
+(PEP 562, as scientific-python's SPEC 1 lazy loading does): importing the
+package, or running ``keras-googlenet --help``, loads no Keras or TensorFlow,
+and ``keras_googlenet.training.train`` works after ``import keras_googlenet``.
 """
 
 import importlib
-import pkgutil
+import warnings
 
-__version__ = "0.1.0"
+from keras_googlenet import _lazy, _moved
 
-# public name -> the module that defines it
+__version__ = "0.2.0"
+
+# public name -> the module, relative to this package, that defines it
 _LAZY = {
-    "GoogLeNet": "keras_googlenet.model.googlenet",
-    "minimum_input_size": "keras_googlenet.model.architecture",
-    "LocalResponseNormalization": "keras_googlenet.model.layers",
-    "compile_googlenet": "keras_googlenet.model.task",
-    "inference_model": "keras_googlenet.model.task",
-    "decode_predictions": "keras_googlenet.model.imagenet_utils",
-    "preprocess_input": "keras_googlenet.model.imagenet_utils",
+    "GoogLeNet": "model.googlenet",
+    "minimum_input_size": "model.architecture",
+    "LocalResponseNormalization": "model.layers",
+    "compile_googlenet": "model.task",
+    "inference_model": "model.task",
+    "decode_predictions": "model.imagenet_utils",
+    "preprocess_input": "model.imagenet_utils",
 }
 
 __all__ = sorted(_LAZY)
-# The submodules and subpackages, listed from the folder without importing any.
-_SUBMODULES = frozenset(module.name for module in pkgutil.iter_modules(__path__))
+_moved.install()
+_getattr, __dir__ = _lazy.attach(__name__, __path__, _LAZY)
 
 
 def __getattr__(name):
-    if name in _SUBMODULES:
-        return importlib.import_module(f"{__name__}.{name}")  # the import binds it here too
-    if name not in _LAZY:
-        raise AttributeError(f"module 'keras_googlenet' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+    if name in _moved.MOVED:  # 0.1's `from keras_googlenet import predict`, with its DeprecationWarning
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # the finder's warning points at this line
+            module = importlib.import_module(f"{__name__}.{name}")
+        warnings.warn(
+            f"keras_googlenet.{name} moved to keras_googlenet.{_moved.MOVED[name]} in keras_googlenet 0.2; "
+            "the old path goes in 0.3 (CHANGELOG.md).",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return module
+    return _getattr(name)

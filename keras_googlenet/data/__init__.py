@@ -5,3 +5,7 @@ tensorflow-datasets name) or image files; gives out batches of
 ``(images, {"main": y, "aux1": y, "aux2": y})`` for training, and decoded crops
 for inference. Open ``pipeline.py`` first; ``sources.py`` imports no TensorFlow.
 """
+
+from keras_googlenet import _lazy
+
+__getattr__, __dir__ = _lazy.attach(__name__, __path__, {})
