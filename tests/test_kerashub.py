@@ -272,3 +272,16 @@ def test_importing_the_package_loads_neither_keras_hub_nor_tensorflow():
     code = "import sys, keras_googlenet; print(sorted({'keras_hub', 'tensorflow', 'keras'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], check=True, timeout=120, capture_output=True, text=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_the_kerashub_classes_keep_the_registered_names_that_presets_carry():
+    import keras
+
+    from keras_googlenet import kerashub
+
+    names = {cls.__name__: keras.saving.get_registered_name(cls) for cls in (
+        kerashub.GoogLeNetBackbone, kerashub.GoogLeNetImageConverter,
+        kerashub.GoogLeNetImageClassifierPreprocessor, kerashub.GoogLeNetImageClassifier,
+    )}
+    assert names == {name: f"keras_googlenet>{name}" for name in names}
+    assert kerashub.GoogLeNetBackbone.__module__ == "keras_googlenet.kerashub"  # the module a preset's config.json names
