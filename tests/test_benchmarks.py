@@ -169,7 +169,7 @@ def test_startup_benchmark_times_a_fresh_process():
 
 
 def test_ray_part_compares_n_workers_with_one_at_the_same_global_batch_and_cores(monkeypatch):
-    # Ray itself runs in tests/test_ray.py; here each case returns fixed times.
+    # Ray itself runs in tests/training/test_ray.py; here each case returns fixed times.
     calls = []
 
     def fake_case(module, function, kwargs, env=None):

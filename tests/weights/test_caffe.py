@@ -1,6 +1,6 @@
 """Caffe's BVLC GoogLeNet weights: the .caffemodel reader, its errors, and parity with OpenCV's importer.
 
-The tests write their own caffemodels (tests/caffe_writer.py, from the
+The tests write their own caffemodels (tests/support/caffe_writer.py, from the
 protobuf spec) with random weights; OpenCV's Caffe importer, run in a
 subprocess, is the independent reference.
 """
