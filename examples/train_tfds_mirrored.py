@@ -14,7 +14,7 @@ tfds datasets other than the built-in "digits" must already be in
 
 import argparse
 
-from keras_googlenet.training import run as training
+from keras_googlenet import training
 
 
 def main():

@@ -74,10 +74,11 @@ def test_the_entry_points_of_the_packages_resolve_without_a_warning():
         warnings.simplefilter("error", DeprecationWarning)
         from keras_googlenet.export import export
         from keras_googlenet.model import GoogLeNet
-        from keras_googlenet.training import train
-    assert (train.__module__, export.__module__, GoogLeNet.__module__) == (
-        "keras_googlenet.training.run", "keras_googlenet.export.convert", "keras_googlenet.model.googlenet",
-    )
+        from keras_googlenet.training import TrainingResult, evaluate, train, train_on_ray
+    assert [f.__module__ for f in (train, TrainingResult, train_on_ray, evaluate, export, GoogLeNet)] == [
+        "keras_googlenet.training.run", "keras_googlenet.training.run", "keras_googlenet.training.ray",
+        "keras_googlenet.training.evaluation", "keras_googlenet.export.convert", "keras_googlenet.model.googlenet",
+    ]
 
 
 def test_a_name_that_never_existed_is_still_an_attribute_error():
