@@ -7,10 +7,12 @@ it is first read.
 
 import importlib
 import pkgutil
-import warnings
+import sys
+
+from keras_googlenet import _moved
 
 
-def attach(package, path, names, former=None):
+def attach(package, path, names, former=None, moved=None):
     """``__getattr__`` and ``__dir__`` for a package whose names are imported on first use.
 
     Args:
@@ -21,6 +23,9 @@ def attach(package, path, names, former=None):
             (``model``, ``training``, ``export``): that module's new place. Its
             other public names still resolve here, with a `DeprecationWarning`
             that gives their new path.
+        moved: for the top level: 0.1's module name -> its new path, relative
+            to the package (`_moved.MOVED`); such a name gives the moved
+            module, with a `DeprecationWarning`.
     """
     submodules = frozenset(module.name for module in pkgutil.iter_modules(path))
 
@@ -29,21 +34,22 @@ def attach(package, path, names, former=None):
             return importlib.import_module(f"{package}.{name}")  # the import binds it on the package too
         if name in names:
             value = getattr(importlib.import_module(f"{package}.{names[name]}"), name)
-            vars(importlib.import_module(package))[name] = value  # later lookups skip __getattr__
+            vars(sys.modules[package])[name] = value  # later lookups skip __getattr__
             return value
+        if moved and name in moved:  # 0.1's `from keras_googlenet import predict`
+            _moved.warn(f"{package}.{name}", f"{package}.{moved[name]}")
+            module = importlib.import_module(f"{package}.{moved[name]}")
+            # bound, as an import would: `from ... import` reads the name twice, and warns once
+            vars(sys.modules[package])[name] = module
+            return module
         if former and not name.startswith("_"):
             module = importlib.import_module(f"{package}.{former}")
             if hasattr(module, name):
-                warnings.warn(
-                    f"{package}.{name} moved to {package}.{former}.{name} in keras_googlenet 0.2; "
-                    "the old path goes in 0.3 (CHANGELOG.md).",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
+                _moved.warn(f"{package}.{name}", f"{package}.{former}.{name}")
                 return getattr(module, name)
         raise AttributeError(f"module {package!r} has no attribute {name!r}")
 
     def __dir__():
-        return sorted(set(vars(importlib.import_module(package))) | set(names) | submodules)
+        return sorted(set(vars(sys.modules[package])) | set(names) | submodules)
 
     return __getattr__, __dir__

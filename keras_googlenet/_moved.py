@@ -13,7 +13,7 @@ import sys
 import warnings
 
 # 0.1's module -> its 0.2 path, both relative to keras_googlenet. 0.1's model,
-# training and export became the packages of those names (see _lazy.attach).
+# training and export became the packages of those names (their `former` in _lazy.attach).
 MOVED = {
     "architecture": "model.architecture",
     "imagenet_utils": "model.imagenet_utils",
@@ -45,9 +45,17 @@ MOVED = {
     "summary": "inference.summary",
     "verify": "inference.verify",
 }
-# 0.1's same-named modules, now inside the package that took their name.
-FORMER = {"model": "googlenet", "training": "run", "export": "convert"}
 PACKAGE = "keras_googlenet"
+
+
+def warn(old, new):
+    """The one DeprecationWarning for a 0.1 path, pointed at the line that used it.
+
+    stacklevel 3: this function, its caller (a loader or a package's
+    ``__getattr__``), then the user's line; warnings skips importlib's frames.
+    """
+    message = f"{old} moved to {new} in keras_googlenet 0.2; the old path goes in 0.3 (CHANGELOG.md)."
+    warnings.warn(message, DeprecationWarning, stacklevel=3)
 
 
 class MovedModuleFinder(importlib.abc.MetaPathFinder):
@@ -68,12 +76,7 @@ class _MovedModuleLoader(importlib.abc.Loader):
         return None  # a placeholder, replaced in sys.modules by the moved module itself
 
     def exec_module(self, module):
-        # stacklevel 2 is the importing line: warnings skips importlib's own frames.
-        warnings.warn(
-            f"{module.__name__} moved to {self.new_name} in keras_googlenet 0.2; the old path goes in 0.3 (CHANGELOG.md).",
-            DeprecationWarning,
-            stacklevel=2,
-        )
+        warn(module.__name__, self.new_name)
         # The import system returns what sys.modules holds after exec_module:
         # the moved module, so that its classes and functions are the same objects.
         sys.modules[module.__name__] = importlib.import_module(self.new_name)

@@ -4,6 +4,7 @@ checkpoint_0_1/ holds a "bn" and a "paper" checkpoint that 0.1's `train` wrote
 (checkpoint_0_1/make.py says how), and 0.1's probabilities for a fixed input.
 """
 
+import importlib.util
 import json
 import pathlib
 
@@ -15,10 +16,12 @@ EXPECTED = json.loads((HERE / "expected.json").read_text())
 
 
 def fixed_input():
-    """make.py's input: raw pixels in [0, 255]."""
-    size = EXPECTED["size"]
-    ramp = np.linspace(0.0, 255.0, size * size * 3, dtype=np.float32).reshape(1, size, size, 3)
-    return (ramp * 7.0) % 256.0
+    """make.py's own input, read from that file (it is not on the path)."""
+    spec = importlib.util.spec_from_file_location("make_checkpoint_0_1", HERE / "make.py")
+    make = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make)
+    assert make.SIZE == EXPECTED["size"]
+    return make.fixed_input()
 
 
 def test_the_checkpoints_name_0_1_modules():
