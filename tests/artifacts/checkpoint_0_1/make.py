@@ -6,9 +6,8 @@ Run once from a checkout of 0.1 (commit e3f8090), with that checkout first on th
 
 Each checkpoint is what 0.1's `train` writes for its variant (a short run on the
 digits, so its config names 0.1's modules: ``keras_googlenet.layers``,
-``keras_googlenet.task``),
-with every weight then set to a few numbers per tensor, so that the file
-compresses to kilobytes. expected.json holds 0.1's probabilities for a fixed input.
+``keras_googlenet.task``), with every weight then set to a few numbers per
+tensor, so that the file compresses to kilobytes. expected.json holds 0.1's probabilities for a fixed input.
 """
 
 import json
@@ -32,8 +31,9 @@ def fixed_input(size=SIZE):
 def constant_weights(h5_path):
     """A few numbers per tensor, so that the file compresses and activations stay finite.
 
-    Kernels hold +-1 / fan-in times a factor that repeats every 5 output channels, batch norms the identity with a small shift, and
-    the optimizer's slots zero.
+    Kernels hold +-1 / fan-in times a factor that repeats every 5 output
+    channels, batch norms the identity with a small shift, and the optimizer's
+    slots zero.
     """
     with h5py.File(h5_path, "r+") as file:
         names = []
