@@ -42,122 +42,121 @@ def photo_paths():
     return images.sample_photos()
 
 
-# The session fixtures that train or export (minutes each). Under pytest-xdist
-# (README: `-n 2`) every worker builds its own copy of the session fixtures it
-# uses, so the tests that use these run on one worker (`--dist loadgroup`).
+# The session fixtures that come from a trained digits model (digits_models:
+# minutes each, built once per run in child processes).
 TRAINED_FIXTURES = {
     "digits_checkpoint", "paper_digits_checkpoint", "digits_exports", "paper_digits_exports", "float_input_int8_exports",
+    "int8_input_export", "digits_reference",
 }
+BUILD_TIMEOUT_S = 1200
 
 
-def pytest_collection_modifyitems(items):
+def _needs_a_trained_model(item):
+    names = set(getattr(item, "fixturenames", ()))
+    # A parametrized test or module fixture may take them by name (request.getfixturevalue).
+    module = getattr(item, "module", None)
+    functions = [getattr(item, "function", None)] + [getattr(module, name, None) for name in names]
+    dynamic = any(callable(f) and "getfixturevalue" in inspect.getsource(f) for f in functions)
+    return dynamic or bool(TRAINED_FIXTURES & names)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the slow mark added here counts
+def pytest_collection_modifyitems(config, items):
+    """Marks the tests that need a trained digits model slow and puts them last, so that its build runs beside the others."""
+    trained = {id(item) for item in items if _needs_a_trained_model(item)}
     for item in items:
-        names = set(getattr(item, "fixturenames", ()))
-        # A parametrized test or module fixture may take them by name (request.getfixturevalue).
-        module = getattr(item, "module", None)
-        functions = [getattr(item, "function", None)] + [getattr(module, name, None) for name in names]
-        dynamic = any(callable(f) and "getfixturevalue" in inspect.getsource(f) for f in functions)
-        if dynamic or TRAINED_FIXTURES & names:
+        if id(item) in trained:
+            item.add_marker(pytest.mark.slow)
+            # Under pytest-xdist (`-n 2 --dist loadgroup`) every worker builds what it uses: keep them on one.
             item.add_marker(pytest.mark.xdist_group("trained_digits"))
+    items.sort(key=lambda item: id(item) in trained)  # stable: the order within each part is kept
 
 
-# Export and verification need learned weights: int8 agreement on a random
-# network measures nothing. scikit-learn's digits are offline and learn in two
-# short epochs; the held-out 397 make a 1% disagreement measurable.
-DIGITS_SIZE = 96
-DIGITS_TRAIN = 1200
-DIGITS_HELD_OUT_FROM = 1400
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session):
+    """Whether the selected tests (after `-m` and `-k`) need a digits model: the builds start only then."""
+    session.config.stash[_BUILDS_WANTED] = any(_needs_a_trained_model(item) for item in session.items)
+
+
+_BUILDS_WANTED = pytest.StashKey[bool]()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def digits_builds(request, tmp_path_factory):
+    """The digits models' builds, started with the session when a selected test needs one (lazily under xdist)."""
+    import digits_models
+
+    builds = {}
+
+    def get(variant):
+        if variant not in builds:
+            builds[variant] = digits_models.Build(variant, tmp_path_factory.mktemp(f"digits_{variant}"))
+        return builds[variant]
+
+    if request.config.stash.get(_BUILDS_WANTED, False) and not hasattr(request.config, "workerinput"):
+        for variant in digits_models.RECIPES:
+            get(variant)
+    yield get
+    for build in builds.values():
+        build.close()
+
+
+def _built(digits_builds, variant):
+    return digits_builds(variant).result(BUILD_TIMEOUT_S)
 
 
 @pytest.fixture(scope="session")
 def digits():
-    """scikit-learn's digits as raw RGB uint8 images of 96 x 96, and their labels."""
-    import numpy as np
-    import tensorflow as tf
-    from sklearn.datasets import load_digits
+    """scikit-learn's digits as raw RGB uint8 images at the trained models' size, and their labels."""
+    import digits_models
 
-    data = load_digits()
-    pixels = np.repeat(data.images[..., None] * (255 / 16), 3, axis=-1).astype("float32")
-    raw = tf.cast(tf.round(tf.image.resize(pixels, (DIGITS_SIZE, DIGITS_SIZE))), tf.uint8).numpy()
-    return raw, data.target
+    return digits_models.digits()
 
 
 @pytest.fixture(scope="session")
-def digits_checkpoint(tmp_path_factory, digits):
-    """A three-head "bn" GoogLeNet at 96 px trained on the digits, saved as best.keras with labels.txt."""
-    import keras
-
-    import keras_googlenet as kg
-    from keras_googlenet.data import images
-    from keras_googlenet.artifacts import model_info
-
-    raw, labels = digits
-    images = images.prepare_images(list(raw[:DIGITS_TRAIN]), DIGITS_SIZE, "bn")
-    keras.utils.set_random_seed(0)
-    model = kg.GoogLeNet(variant="bn", input_shape=(DIGITS_SIZE, DIGITS_SIZE, 3), classes=10)
-    kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-3))
-    targets = labels[:DIGITS_TRAIN]
-    model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=2, verbose=0)
-    folder = tmp_path_factory.mktemp("digits_checkpoint")
-    model.save(folder / "best.keras")
-    model_info.write_labels(folder / "labels.txt", [f"digit {i}" for i in range(10)])
-    return folder / "best.keras"
+def digits_checkpoint(digits_builds):
+    """A three-head "bn" GoogLeNet trained on the digits (digits_models), saved as best.keras with labels.txt."""
+    return _built(digits_builds, "bn")["checkpoint"]
 
 
 @pytest.fixture(scope="session")
-def paper_digits_checkpoint(tmp_path_factory, digits):
-    """A three-head "paper" GoogLeNet trained on the digits (93.2% held-out top-1).
-
-    Adam at 1e-4, not 1e-3: without batch norm, on Caffe's unscaled inputs,
-    1e-3 left it at 16% after two epochs, too uniform to judge int8. Three
-    epochs, not two: at 82.6% its int8 export agreed on 98.7% (LiteRT).
-    """
-    import keras
-    import numpy as np
-
-    import keras_googlenet as kg
-    from keras_googlenet.artifacts import model_info
-
-    raw, labels = digits
-    keras.utils.set_random_seed(0)
-    model = kg.GoogLeNet(variant="paper", input_shape=(DIGITS_SIZE, DIGITS_SIZE, 3), classes=10)
-    kg.compile_googlenet(model, optimizer=keras.optimizers.Adam(1e-4))
-    images = kg.preprocess_input(raw[:DIGITS_TRAIN].astype(np.float32), variant="paper")
-    targets = labels[:DIGITS_TRAIN]
-    model.fit(images, {"main": targets, "aux1": targets, "aux2": targets}, batch_size=32, epochs=3, verbose=0)
-    folder = tmp_path_factory.mktemp("paper_digits_checkpoint")
-    model.save(folder / "best.keras")
-    model_info.write_labels(folder / "labels.txt", [f"digit {i}" for i in range(10)])
-    return folder / "best.keras"
-
-
-def _export_everything(tmp_path_factory, checkpoint, raw):
-    from keras_googlenet.export import convert as export
-
-    # 128 raw RGB training crops: every export scales its pixels itself. The
-    # int8 model twice, from one calibration: uint8 and float32 input.
-    return export.export(
-        checkpoint, tmp_path_factory.mktemp("digits_exports"), formats="all", quantize=export.QUANTIZATIONS,
-        calibration_data=raw[:128], int8_io=("uint8", "float32"),
-    )
+def paper_digits_checkpoint(digits_builds):
+    """A three-head "paper" GoogLeNet trained on the digits, as `digits_checkpoint`."""
+    return _built(digits_builds, "paper")["checkpoint"]
 
 
 @pytest.fixture(scope="session")
-def digits_exports(tmp_path_factory, digits, digits_checkpoint):
+def digits_exports(digits_builds):
     """Every export of the "bn" digits model: SavedModel, TFLite fp32/fp16/dynamic/int8 (uint8 and float32 input) and ONNX."""
-    return _export_everything(tmp_path_factory, digits_checkpoint, digits[0])
+    return _built(digits_builds, "bn")["exports"]
 
 
 @pytest.fixture(scope="session")
-def paper_digits_exports(tmp_path_factory, digits, paper_digits_checkpoint):
+def paper_digits_exports(digits_builds):
     """Every export of the "paper" digits model, as `digits_exports`."""
-    return _export_everything(tmp_path_factory, paper_digits_checkpoint, digits[0])
+    return _built(digits_builds, "paper")["exports"]
 
 
 @pytest.fixture(scope="session")
 def float_input_int8_exports(digits_exports, paper_digits_exports):
     """Per variant: the ``--int8-io float32`` int8 file of the digits model, written with (and calibrated as) its uint8 one."""
     return {"bn": digits_exports["tflite_int8_float32_input"], "paper": paper_digits_exports["tflite_int8_float32_input"]}
+
+
+@pytest.fixture(scope="session")
+def int8_input_export(digits_builds):
+    """The ``--int8-io int8`` file of the "bn" digits model, from the same calibration as its uint8 one."""
+    import digits_models
+
+    return _built(digits_builds, "bn")[digits_models.INT8_INPUT]
+
+
+@pytest.fixture(scope="session")
+def digits_reference(digits_builds):
+    """Per variant: the Keras checkpoint's probabilities on `digits_held_out` (after preprocess_input), computed by the build."""
+    import numpy as np
+
+    return lambda variant: np.load(_built(digits_builds, variant)["reference"])
 
 
 @pytest.fixture(scope="session")
@@ -195,8 +194,10 @@ def image_folder(tmp_path_factory):
 @pytest.fixture(scope="session")
 def digits_held_out(digits):
     """The 397 digits that `digits_checkpoint` never trained on: raw images and labels."""
+    import digits_models
+
     raw, labels = digits
-    return raw[DIGITS_HELD_OUT_FROM:], labels[DIGITS_HELD_OUT_FROM:]
+    return raw[digits_models.HELD_OUT_FROM:], labels[digits_models.HELD_OUT_FROM:]
 
 
 HOLD_LOCK = """

@@ -14,9 +14,11 @@ from keras_googlenet.artifacts import model_info, tflite_metadata
 from keras_googlenet.inference import runtimes
 from keras_googlenet.data.augment import eval_transform
 
+import digits_models
 import tflite_ops
 
-DIGIT_NAMES = [f"digit {i}" for i in range(10)]
+DIGIT_NAMES = list(digits_models.NAMES)
+SIZE = digits_models.SIZE
 # conftest's exports write the int8 model twice: uint8 and float32 input.
 TFLITE_KINDS = ("tflite_fp32", "tflite_fp16", "tflite_dynamic", "tflite_int8", "tflite_int8_float32_input")
 
@@ -74,14 +76,14 @@ def test_every_format_is_written_and_carries_the_class_names(digits_exports):
         found = tflite_metadata.read_metadata(digits_exports[kind])
         assert found.labels == tuple(DIGIT_NAMES), kind
         info = json.loads(found.files[tflite_metadata.MODEL_INFO_FILE])
-        assert (info["variant"], info["image_size"], info["raw_pixels"]) == ("bn", 96, True), kind
+        assert (info["variant"], info["image_size"], info["raw_pixels"]) == ("bn", SIZE, True), kind
 
     metadata = tf.saved_model.load(digits_exports["savedmodel"]).metadata()
     assert [name.decode() for name in metadata["class_names"].numpy()] == DIGIT_NAMES
-    assert (metadata["variant"].numpy(), int(metadata["image_size"]), bool(metadata["raw_pixels"])) == (b"bn", 96, True)
+    assert (metadata["variant"].numpy(), int(metadata["image_size"]), bool(metadata["raw_pixels"])) == (b"bn", SIZE, True)
 
     props = {prop.key: prop.value for prop in onnx.load(digits_exports["onnx"]).metadata_props}
-    expected = {"variant": "bn", "image_size": 96, "class_names": DIGIT_NAMES, "raw_pixels": True}
+    expected = {"variant": "bn", "image_size": SIZE, "class_names": DIGIT_NAMES, "raw_pixels": True}
     assert json.loads(props["keras_googlenet"]) == expected
 
 
@@ -93,17 +95,16 @@ def test_every_tflite_carries_metadata_with_its_labels_and_raw_pixel_normalizati
     assert (found.mean, found.std, found.input_range, found.color_space) == ((0.0,), (1.0,), (0.0, 255.0), "RGB")
     assert found.name == "GoogLeNet (bn)" and kind.split("_")[1] in found.description
     info = json.loads(found.files[tflite_metadata.MODEL_INFO_FILE])
-    assert info == {"variant": "bn", "image_size": 96, "class_names": DIGIT_NAMES, "raw_pixels": True}
+    assert info == {"variant": "bn", "image_size": SIZE, "class_names": DIGIT_NAMES, "raw_pixels": True}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bn", "paper"])
-def test_every_float_export_takes_raw_pixels_and_matches_the_checkpoint_on_scaled_pixels(request, digits_held_out, variant):
-    prefix = "" if variant == "bn" else "paper_"
-    checkpoint, exports = (request.getfixturevalue(f"{prefix}digits_{name}") for name in ("checkpoint", "exports"))
-    crops = digits_held_out[0][:32].astype(np.float32)  # already 96 x 96
+def test_every_float_export_takes_raw_pixels_and_matches_the_checkpoint_on_scaled_pixels(request, digits_held_out, digits_reference, variant):
+    exports = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")
+    crops = digits_held_out[0][:32].astype(np.float32)  # already at the model's size
     # The Keras model on preprocess_input's pixels: BGR for "paper", which the exports fold into conv1.
-    reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
+    reference = digits_reference(variant)[:32]
     for kind in ("savedmodel", "tflite_fp32", "onnx"):
         # runtimes.Predictor feeds the batch it is given: here raw pixels.
         got = runtimes.load_predictor(exports[kind])(crops)
@@ -169,7 +170,7 @@ def test_savedmodel_serving_default_takes_named_float_images(digits_exports):
 
     signature = tf.saved_model.load(digits_exports["savedmodel"]).signatures["serving_default"]
     spec = signature.structured_input_signature[1]["images"]
-    assert (spec.dtype, tuple(spec.shape)) == (tf.float32, (None, 96, 96, 3))
+    assert (spec.dtype, tuple(spec.shape)) == (tf.float32, (None, SIZE, SIZE, 3))
     assert list(signature.structured_outputs) == ["probabilities"]
 
 
@@ -185,9 +186,8 @@ def test_int8_tflite_has_uint8_input_float32_output_and_is_over_3x_smaller_than_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bn", "paper"])
-def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_their_order(request, digits_held_out, variant):
-    prefix = "" if variant == "bn" else "paper_"
-    checkpoint, exports = (request.getfixturevalue(f"{prefix}digits_{name}") for name in ("checkpoint", "exports"))
+def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_their_order(request, digits_held_out, digits_reference, variant):
+    exports = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")
     model = tflite_ops.read_model(exports["tflite_int8"])
     graph = model.subgraphs[0]
     last = graph.operators[-1]
@@ -195,7 +195,7 @@ def test_int8_tflite_computes_its_softmax_in_float_so_small_probabilities_keep_t
     assert tflite_ops.op_name(model.operatorCodes[last.opcodeIndex]) == "SOFTMAX"
     assert [graph.tensors[i].type for i in (*last.inputs, *last.outputs)] == [0, 0] and list(last.outputs) == list(graph.outputs)
     crops = digits_held_out[0].astype(np.float32)
-    reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops, variant=variant), verbose=0)
+    reference = digits_reference(variant)
     int8 = runtimes.load_predictor(exports["tflite_int8"])
     got = np.concatenate([int8(crops[i : i + 64]) for i in range(0, len(crops), 64)])
     np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
@@ -214,17 +214,22 @@ def test_int8_tflite_uint8_input_takes_pixels_as_they_are(digits_exports):
 
 
 @pytest.mark.slow
-def test_int8_io_option_gives_int8_input_and_float_output_that_still_agree(tmp_path, digits, digits_checkpoint):
-    raw, _ = digits
-    model = model_info.load_checkpoint(digits_checkpoint)
-    # Calibrated on the training pipeline's source, as the CLI's --calibration-data digits does.
-    path = export.export_tflite(model, tmp_path / "int8io.tflite", quantize="int8", calibration_data="digits", int8_io="int8")
-    int8 = runtimes.load_predictor(path)
+def test_int8_io_option_gives_int8_input_and_float_output_that_still_agree(int8_input_export, digits_held_out, digits_reference):
+    int8 = runtimes.load_predictor(int8_input_export)
     assert (int8.input_dtype, int8.output_dtype) == (np.int8, np.float32)
-    assert _interpreter_input(path)["quantization"] == (1.0, -128)  # q = pixel - 128
-    crops = raw[-50:].astype(np.float32)
-    keras_top1 = model.predict(kg.preprocess_input(crops, variant="bn"), verbose=0).argmax(-1)
+    assert _interpreter_input(int8_input_export)["quantization"] == (1.0, -128)  # q = pixel - 128
+    crops = digits_held_out[0][-50:].astype(np.float32)
+    keras_top1 = digits_reference("bn")[-50:].argmax(-1)
     assert np.mean(int8(crops).argmax(-1) == keras_top1) >= 0.96
+
+
+def test_int8_calibrated_on_a_source_name_reads_its_training_images(tmp_path, tiny_model, tiny_info):
+    # As the CLI's --calibration-data digits: the training pipeline's source, centre-cropped to the model's size.
+    crops, extremes = export.representative_batches("digits", tiny_info)
+    assert crops.shape == (export.CALIBRATION_IMAGES, 32, 32, 3) and crops.min() >= 0 and crops.max() > 200
+    assert (extremes.min(), extremes.max()) == (0.0, 255.0)
+    path = export.export_tflite(tiny_model, tmp_path / "int8.tflite", quantize="int8", calibration_data="digits", info=tiny_info)
+    assert runtimes.load_predictor(path).input_dtype == np.uint8
 
 
 @pytest.mark.slow
@@ -263,7 +268,7 @@ def test_uint8_signature_on_raw_jpeg_pixels_matches_python_crop_then_float_signa
     for path in [p for p in photo_paths if p.suffix == ".jpg"]:
         pixels = images.load_image(path)  # JPEG-decoded, its own size
         in_graph = saved_model.serve_uint8(pixels[None])
-        in_python = saved_model(np.asarray(eval_transform(pixels, 96))[None])
+        in_python = saved_model(np.asarray(eval_transform(pixels, SIZE))[None])
         # The same ops; graph and eager may fuse them differently, so the fp32 parity bound.
         np.testing.assert_allclose(in_graph, in_python, rtol=0, atol=1e-5)
         assert in_graph.argmax() == in_python.argmax()

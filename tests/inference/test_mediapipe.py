@@ -9,25 +9,22 @@ same crops.
 import numpy as np
 import pytest
 
-import keras_googlenet as kg
 from keras_googlenet.inference import mediapipe_client
-from keras_googlenet.artifacts import model_info
+
+import digits_models
 
 pytestmark = pytest.mark.skipif(not mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
 
-DIGIT_NAMES = [f"digit {i}" for i in range(10)]
-SIZE = 96
+DIGIT_NAMES = list(digits_models.NAMES)
 
 
 @pytest.fixture(scope="module", params=["bn", "paper"])
-def mediapipe_run(request, digits_held_out):
+def mediapipe_run(request, digits_held_out, digits_reference):
     """Per variant: the Keras probabilities on the held-out crops, and MediaPipe's scores for fp32, int8 and float-input int8."""
     variant = request.param
-    prefix = "" if variant == "bn" else "paper_"
-    checkpoint = request.getfixturevalue(f"{prefix}digits_checkpoint")
-    paths = request.getfixturevalue(f"{prefix}digits_exports")  # calibrated on 128 training crops
-    crops = digits_held_out[0]  # 96 x 96 already: MediaPipe's resize is the identity
-    reference = model_info.load_checkpoint(checkpoint).predict(kg.preprocess_input(crops.astype(np.float32), variant=variant), verbose=0)
+    paths = request.getfixturevalue("digits_exports" if variant == "bn" else "paper_digits_exports")  # calibrated on 128 training crops
+    crops = digits_held_out[0]  # at the model's size already: MediaPipe's resize is the identity
+    reference = digits_reference(variant)
     found = {kind: mediapipe_client.classify(paths[f"tflite_{kind}"], crops, max_results=-1) for kind in ("fp32", "int8")}
     found["int8_float_input"] = mediapipe_client.classify(
         request.getfixturevalue("float_input_int8_exports")[variant], crops, max_results=-1
@@ -65,7 +62,9 @@ def test_mediapipe_int8_gives_float_probabilities_whose_top5_ranks_beyond_the_fi
     scores = _scores(found["int8"], 10)
     # A uint8 softmax gave multiples of 1/256 and a top-5 of ties (10.8% "bn", 16.1% "paper" identical).
     steps = scores * 256
-    assert np.mean(np.abs(steps - np.round(steps)) > 1e-3) > 0.5, f"{variant}: int8 scores are still on the 1/256 grid"
+    # On the grid: none off it. Off it: every score but those within 1e-3 / 256 of 0, half of them on these
+    # confident models (49.9% for "bn" at 80 px), so a quarter leaves room and still fails on the grid.
+    assert np.mean(np.abs(steps - np.round(steps)) > 1e-3) > 0.25, f"{variant}: int8 scores are still on the 1/256 grid"
     mediapipe_top5 = [[index for index, _, _ in categories[:5]] for categories in found["int8"]]
     keras_top5 = [list(np.argsort(-row, kind="stable")[:5]) for row in reference]
     identical = np.mean([a == b for a, b in zip(mediapipe_top5, keras_top5)])

@@ -2,7 +2,7 @@
 
 The page crops the centre square as `evaluate` does (a region of interest), so
 each photo goes to the page already resized as `augment.eval_transform` resizes
-it (shorter side 110 for a 96 px model), as a lossless PNG: MediaPipe's crop is
+it (shorter side 91 for an 80 px model), as a lossless PNG: MediaPipe's crop is
 then the exact uint8 crop that `predict` classifies, with nothing resampled.
 
 Chromium, chromedriver and examples/web/node_modules (`npm ci`) are test
@@ -23,10 +23,11 @@ from keras_googlenet.data import augment, images
 from keras_googlenet.inference import runtimes
 
 import browser
+import digits_models
 import tflite_ops
 
 WEB = pathlib.Path(__file__).resolve().parents[2] / "examples" / "web"
-SIZE = 96  # conftest's digits models
+SIZE = digits_models.SIZE  # conftest's digits models
 CLASSES = 10
 DIGITS_ON_THE_PAGE = 12
 # Where to keep the README's screenshot (docs/web/page.png); a tmp_path otherwise.
@@ -174,7 +175,7 @@ def test_page_int8_scores_equal_litert_on_the_same_file(site, chromium, photos, 
 
 
 def test_page_crops_the_centre_square_of_a_full_photo_as_evaluate_does(site, chromium, digits_exports, tmp_path):
-    """The region of interest is eval_transform's crop: the shorter side resized to 110, the 96 centre."""
+    """The region of interest is eval_transform's crop: the shorter side resized to 91, the 80 centre."""
     model = serve(site, digits_exports["tflite_fp32"], "bn_fp32.tflite")
     photo = next(path for path in images.sample_photos() if pathlib.Path(path).name == "parrot.jpg")
     state, errors = run_page(chromium, site[1], model, [pathlib.Path(photo)])
@@ -275,7 +276,7 @@ def test_int8_export_runs_on_the_web_gpu_delegate_with_the_litert_top1_within_0_
 
 @pytest.fixture(scope="module")
 def digit_files(site, digits_held_out):
-    """Held-out digits as the page gets them (shorter side 110, PNG), and the 96 px centre crops it classifies.
+    """Held-out digits as the page gets them (shorter side 91, PNG), and the 80 px centre crops it classifies.
 
     The int8 files are judged on digits, which the digits models know: on the photos their scores are
     near-uniform, and int8 rounding flips the top-1 of 2 of the 6 against Keras on the CPU as well.

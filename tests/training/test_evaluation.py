@@ -8,6 +8,8 @@ from keras_googlenet.data import augment, datasets, pipeline
 from keras_googlenet.training import evaluation
 from keras_googlenet.artifacts import model_info
 
+import digits_models
+
 
 def test_single_crop_top1_matches_keras_evaluate_on_the_same_split(digits_checkpoint):
     scores = evaluation.evaluate(digits_checkpoint, "digits", split="validation", crops=1)
@@ -16,7 +18,7 @@ def test_single_crop_top1_matches_keras_evaluate_on_the_same_split(digits_checkp
     # The same images through Keras' own metric, from the training pipeline.
     model = model_info.load_checkpoint(digits_checkpoint)
     model.compile(metrics=["sparse_categorical_accuracy"], loss="sparse_categorical_crossentropy")
-    dataset, _ = pipeline.make_dataset("digits", split="validation", image_size=96, batch_size=64, variant="bn")
+    dataset, _ = pipeline.make_dataset("digits", split="validation", image_size=digits_models.SIZE, batch_size=64, variant="bn")
     keras_top1 = model.evaluate(dataset.map(lambda x, y: (x, y["main"])), verbose=0, return_dict=True)["sparse_categorical_accuracy"]
     assert scores["top1"] == pytest.approx(keras_top1, abs=1e-6)
     assert scores["top1"] > 0.5  # the fixture learned the digits
@@ -32,7 +34,7 @@ def test_ten_crops_average_the_softmax_of_the_ten_views_of_each_image(digits_che
     examples, _ = datasets.load_examples("digits", "validation")
     hits1 = hits5 = 0
     for image, label in examples.take(6):
-        views = kg.preprocess_input(augment.multi_crop(image, 96, "10crop").numpy(), variant="bn")
+        views = kg.preprocess_input(augment.multi_crop(image, digits_models.SIZE, "10crop").numpy(), variant="bn")
         mean = model.predict(views, verbose=0).mean(axis=0)
         ranked = np.argsort(-mean, kind="stable")
         hits1 += int(ranked[0] == label.numpy())
