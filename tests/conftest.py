@@ -1,11 +1,32 @@
 """Shared fixtures. Tests read the real photos bundled in keras_googlenet/assets/photos."""
 
 import gc
+import importlib.util
 import inspect
+import os
 import subprocess
 import sys
 
 import pytest
+
+
+def in_ci():
+    """Whether `CI` is set (as CI services and .ci/run set it): a missing test dependency then fails, not skips."""
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(module, install): the test needs an optional module; skipped without it, failed under CI")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs"):
+        module, install = mark.args
+        if importlib.util.find_spec(module) is None:
+            message = f"needs {module}, which is not installed: {install}"
+            if in_ci():
+                pytest.fail(f"{message} (CI installs every test dependency)", pytrace=False)
+            pytest.skip(message)
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +42,23 @@ def _earlier_objects_frozen():
     gc.freeze()
     yield
     gc.unfreeze()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _memory_given_back_after_each_module():
+    """Collects each test file's garbage and hands the freed heap back to the system.
+
+    Without this the suite's process grew to 5.7 GB by the Ray test: glibc
+    keeps what TensorFlow's threads freed in their arenas, and the cycles
+    left by models and traced functions wait for a full collection, which
+    the frozen generations of `_earlier_objects_frozen` make rare.
+    """
+    yield
+    gc.collect()
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 @pytest.fixture
@@ -62,14 +100,18 @@ def _needs_a_trained_model(item):
 
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects: the slow mark added here counts
 def pytest_collection_modifyitems(config, items):
-    """Marks the tests that need a trained digits model slow and puts them last, so that its build runs beside the others."""
+    """Marks the tests that need a trained digits model slow, and puts their files last, so that the build runs beside the others.
+
+    Whole files, so that a file's module fixtures are made once, and so that
+    pytest-xdist's ``--dist loadfile`` (.ci/run) hands them out last too.
+    """
     trained = {id(item) for item in items if _needs_a_trained_model(item)}
+    late_files = set()
     for item in items:
         if id(item) in trained:
             item.add_marker(pytest.mark.slow)
-            # Under pytest-xdist (`-n 2 --dist loadgroup`) every worker builds what it uses: keep them on one.
-            item.add_marker(pytest.mark.xdist_group("trained_digits"))
-    items.sort(key=lambda item: id(item) in trained)  # stable: the order within each part is kept
+            late_files.add(item.path)
+    items.sort(key=lambda item: item.path in late_files)  # stable: the order within each part is kept
 
 
 @pytest.hookimpl(trylast=True)
@@ -83,26 +125,31 @@ _BUILDS_WANTED = pytest.StashKey[bool]()
 
 @pytest.fixture(scope="session", autouse=True)
 def digits_builds(request, tmp_path_factory):
-    """The digits models' builds, started with the session when a selected test needs one (lazily under xdist)."""
+    """``result(variant)``: the digits models' builds, started with the session when a selected test needs one.
+
+    Under pytest-xdist every worker runs this: the first to create the folder
+    beside the workers' own starts the builds there, and the other waits for
+    their files, so that they run once and from the start of the session.
+    """
     import digits_models
 
-    builds = {}
+    builds = None
+    if request.config.stash.get(_BUILDS_WANTED, False):
+        base = tmp_path_factory.getbasetemp()
+        folder = (base.parent if hasattr(request.config, "workerinput") else base) / "digits_models"
+        try:
+            folder.mkdir()
+            builds = digits_models.Builds.start(folder)
+        except FileExistsError:
+            builds = digits_models.Builds(folder)
 
-    def get(variant):
-        if variant not in builds:
-            builds[variant] = digits_models.Build(variant, tmp_path_factory.mktemp(f"digits_{variant}"))
-        return builds[variant]
+    def result(variant):
+        assert builds, "conftest found no selected test that needs a digits model"
+        return builds.result(variant, BUILD_TIMEOUT_S)
 
-    if request.config.stash.get(_BUILDS_WANTED, False) and not hasattr(request.config, "workerinput"):
-        for variant in digits_models.RECIPES:
-            get(variant)
-    yield get
-    for build in builds.values():
-        build.close()
-
-
-def _built(digits_builds, variant):
-    return digits_builds(variant).result(BUILD_TIMEOUT_S)
+    yield result
+    if builds:
+        builds.close()
 
 
 @pytest.fixture(scope="session")
@@ -116,25 +163,25 @@ def digits():
 @pytest.fixture(scope="session")
 def digits_checkpoint(digits_builds):
     """A three-head "bn" GoogLeNet trained on the digits (digits_models), saved as best.keras with labels.txt."""
-    return _built(digits_builds, "bn")["checkpoint"]
+    return digits_builds("bn")["checkpoint"]
 
 
 @pytest.fixture(scope="session")
 def paper_digits_checkpoint(digits_builds):
     """A three-head "paper" GoogLeNet trained on the digits, as `digits_checkpoint`."""
-    return _built(digits_builds, "paper")["checkpoint"]
+    return digits_builds("paper")["checkpoint"]
 
 
 @pytest.fixture(scope="session")
 def digits_exports(digits_builds):
     """Every export of the "bn" digits model: SavedModel, TFLite fp32/fp16/dynamic/int8 (uint8 and float32 input) and ONNX."""
-    return _built(digits_builds, "bn")["exports"]
+    return digits_builds("bn")["exports"]
 
 
 @pytest.fixture(scope="session")
 def paper_digits_exports(digits_builds):
     """Every export of the "paper" digits model, as `digits_exports`."""
-    return _built(digits_builds, "paper")["exports"]
+    return digits_builds("paper")["exports"]
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +195,7 @@ def int8_input_export(digits_builds):
     """The ``--int8-io int8`` file of the "bn" digits model, from the same calibration as its uint8 one."""
     import digits_models
 
-    return _built(digits_builds, "bn")[digits_models.INT8_INPUT]
+    return digits_builds("bn")[digits_models.INT8_INPUT]
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +203,7 @@ def digits_reference(digits_builds):
     """Per variant: the Keras checkpoint's probabilities on `digits_held_out` (after preprocess_input), computed by the build."""
     import numpy as np
 
-    return lambda variant: np.load(_built(digits_builds, variant)["reference"])
+    return lambda variant: np.load(digits_builds(variant)["reference"])
 
 
 @pytest.fixture(scope="session")

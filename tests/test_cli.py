@@ -80,13 +80,6 @@ def test_package_names_resolve_lazily_and_unknown_ones_raise_attribute_error():
 
 
 @pytest.mark.slow
-def test_building_googlenet_on_jax_does_not_import_tensorflow():
-    code = "import sys, keras_googlenet as kg\nkg.GoogLeNet(input_shape=(96, 96, 3))\nprint('tensorflow' in sys.modules)"
-    result = _python(code, KERAS_BACKEND="jax")
-    assert result.stdout.strip().splitlines()[-1] == "False", result.stderr
-
-
-@pytest.mark.slow
 def test_a_command_prints_no_tensorflow_start_up_lines():
     result = _python("import sys\nfrom keras_googlenet import cli\nsys.exit(cli.main(sys.argv[1:]))", "summary", "--input-size", "40")
     assert result.returncode == 2

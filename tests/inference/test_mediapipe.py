@@ -13,7 +13,7 @@ from keras_googlenet.inference import mediapipe_client
 
 import digits_models
 
-pytestmark = pytest.mark.skipif(not mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
+pytestmark = pytest.mark.needs("mediapipe", "pip install mediapipe")
 
 DIGIT_NAMES = list(digits_models.NAMES)
 

@@ -65,7 +65,7 @@ def test_report_is_saved_as_json_and_printed_as_a_table(report, tmp_path, digits
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not verify.mediapipe_client.is_available(), reason="MediaPipe is a test dependency: pip install mediapipe")
+@pytest.mark.needs("mediapipe", "pip install mediapipe")
 def test_mediapipe_runs_every_tflite_as_an_app_would_and_meets_its_threshold(report, photo_paths, digits_held_out):
     rows = {row.name: row for row in report.rows if row.name.startswith("mediapipe_")}
     assert sorted(rows) == ["mediapipe_dynamic", "mediapipe_fp16", "mediapipe_fp32", "mediapipe_int8", "mediapipe_int8_float32_input"]

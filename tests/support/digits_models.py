@@ -5,12 +5,12 @@ network measures nothing. scikit-learn's digits are offline and learn in a
 few short epochs; the held-out 397 make a 1% disagreement measurable.
 
 Each variant is trained and exported once per test run, by a child process
-that conftest starts when the session begins (`start`), so that it runs on
+that conftest starts when the session begins (`Builds`), so that it runs on
 the second core while the main process runs the tests that need no trained
-model; those that do are ordered last and wait for it (`Build.result`). The
+model; those that do are ordered last and wait for it (`Builds.result`). The
 child also writes the Keras probabilities on the held-out digits, the
 reference of every export test, so that no test loads the checkpoint again
-to compute them. Run by hand: ``python tests/support/digits_models.py bn DIR``.
+to compute them. Run by hand: ``python tests/support/digits_models.py DIR bn paper``.
 """
 
 import json
@@ -18,6 +18,7 @@ import pathlib
 import subprocess
 import sys
 import time
+import traceback
 
 # The smallest size with the auxiliary heads (architecture.minimum_input_size
 # is 79), rounded to a multiple of 8 as a camera crop would be.
@@ -89,38 +90,56 @@ def build(variant, folder):
     (folder / "result.json").write_text(json.dumps(result))
 
 
-class Build:
-    """One variant's `build`, running in a child process whose output goes to ``folder/build.log``."""
+class Builds:
+    """`build` of each variant in turn, in one child process (one model in memory at a time).
 
-    def __init__(self, variant, folder):
-        self.variant, self.folder = variant, pathlib.Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    The child writes ``folder/VARIANT/result.json`` when a variant is done,
+    or ``folder/VARIANT/error.txt``, and its output goes to
+    ``folder/build.log``. `Builds.start` starts it; `Builds(folder)` only
+    waits for what another process started there (pytest-xdist's other
+    worker).
+    """
+
+    def __init__(self, folder, process=None):
+        self.folder, self.process = pathlib.Path(folder), process
         self.log = self.folder / "build.log"
-        with open(self.log, "w") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, __file__, variant, str(self.folder)], stdout=log, stderr=subprocess.STDOUT
-            )
         self.started = time.monotonic()
 
-    def result(self, timeout):
-        """`build`'s result.json as a dict; raises with the log's end when the child failed or ran past ``timeout`` s."""
-        try:
-            code = self.process.wait(timeout=max(1, timeout - (time.monotonic() - self.started)))
-        except subprocess.TimeoutExpired:
-            self.close()
-            raise RuntimeError(f"Building the {self.variant!r} digits model took over {timeout} s:\n{self._tail()}")
-        if code != 0:
-            raise RuntimeError(f"Building the {self.variant!r} digits model failed (exit {code}):\n{self._tail()}")
-        return json.loads((self.folder / "result.json").read_text())
+    @classmethod
+    def start(cls, folder, variants=tuple(RECIPES)):
+        folder = pathlib.Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "build.log", "w") as log:
+            process = subprocess.Popen([sys.executable, __file__, str(folder), *variants], stdout=log, stderr=subprocess.STDOUT)
+        return cls(folder, process)
+
+    def result(self, variant, timeout):
+        """``variant``'s result.json as a dict, once written; raises with the build's log when it failed or ran past ``timeout`` s."""
+        done, error = self.folder / variant / "result.json", self.folder / variant / "error.txt"
+        while not done.exists():
+            if error.exists() or (self.process and self.process.poll() not in (None, 0)):
+                raise RuntimeError(f"Building the {variant!r} digits model failed:\n{self._tail()}")
+            if time.monotonic() - self.started > timeout:
+                self.close()
+                raise RuntimeError(f"Building the {variant!r} digits model took over {timeout} s:\n{self._tail()}")
+            time.sleep(0.5)  # a file written by another process: no event to wait on across pytest-xdist's workers
+        return json.loads(done.read_text())
 
     def close(self):
-        if self.process.poll() is None:
+        if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
 
     def _tail(self):
-        return self.log.read_text()[-4000:]
+        return self.log.read_text()[-4000:] if self.log.exists() else "(no build.log)"
 
 
 if __name__ == "__main__":
-    build(sys.argv[1], pathlib.Path(sys.argv[2]))
+    for name in sys.argv[2:]:
+        variant_folder = pathlib.Path(sys.argv[1]) / name
+        variant_folder.mkdir()
+        try:
+            build(name, variant_folder)
+        except BaseException:
+            (variant_folder / "error.txt").write_text(traceback.format_exc())
+            raise

@@ -190,27 +190,6 @@ def test_train_releases_the_lock_when_it_fails(tmp_path):
     assert (tmp_path / "run").is_dir() and not (tmp_path / "run" / "train.lock").exists()
 
 
-@pytest.mark.slow
-def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_one(tmp_path, caplog):
-    lines = []
-    settings = dict(
-        output_dir=tmp_path, steps_per_epoch=1, batch_size=4, image_size=32, aux_heads=False, validation_split=None,
-        verbose=0, print_fn=lines.append,
-    )
-    training.train(epochs=2, **settings)
-    # What SIGKILL during an in-place write of the second backup left.
-    (tmp_path / "backup" / "latest.weights.h5").write_bytes(b"")
-    lines.clear()
-    with caplog.at_level(logging.WARNING, logger="keras_googlenet.training.checkpointing"):
-        result = training.train(epochs=3, **settings)
-    assert f"Resuming after epoch 1 from the backup in {tmp_path / 'backup'}" in lines
-    assert any("latest.weights.h5 (OSError" in r.getMessage() for r in caplog.records)
-    assert len(result.history["loss"]) == 3  # the whole run, not only the epochs after the resume
-    rows = (tmp_path / "history.csv").read_text().splitlines()
-    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # epoch 2 logged once, not twice
-    assert not (tmp_path / "train.lock").exists()
-
-
 def _layer_arrays(path):
     """The model weights ("layers/...") of a .weights.h5 or .keras file, by name."""
     if str(path).endswith(".keras"):
@@ -236,18 +215,6 @@ class SaveEachEpoch(keras.callbacks.Callback):
         self.model.save_weights(self.folder / f"epoch_{epoch}.weights.h5")
 
 
-class DieAfterTheHistoryRow(keras.callbacks.Callback):
-    """Runs after CSVLogger (the user's callbacks come after the built-in ones)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KilledWhileWriting
-
-
 # The writes of an epoch end, in their order: (the file written just before
 # the kill, the epoch, counted from 0, whose end is cut short).
 EPOCH_END_KILLS = {
@@ -259,35 +226,68 @@ EPOCH_END_KILLS = {
 }
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("kill", EPOCH_END_KILLS)
-def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_best_epoch(kill, tmp_path, monkeypatch):
-    written, epoch = EPOCH_END_KILLS[kill]
-    run, probe = tmp_path / "run", tmp_path / "probe"
-    probe.mkdir()
-    settings = dict(
-        output_dir=run, epochs=3, steps_per_epoch=2, batch_size=4, image_size=32, aux_heads=False,
-        validation_split=None, learning_rate=0.05, verbose=0, print_fn=lambda line: None,
-    )
-    real_write = checkpointing.write_atomically
-    writes = []
+KILL_SETTINGS = dict(
+    epochs=3, steps_per_epoch=2, batch_size=4, image_size=32, aux_heads=False, validation_split=None,
+    learning_rate=0.05, verbose=0, print_fn=lambda line: None,
+)
 
-    def write_then_die(path, write):
+
+class SnapshotAfterTheHistoryRow(keras.callbacks.Callback):
+    """Runs after CSVLogger (the user's callbacks come after the built-in ones), which writes no temporary file."""
+
+    def __init__(self, epoch, snapshot):
+        super().__init__()
+        self.epoch, self.snapshot = epoch, snapshot
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.snapshot("after_the_history_row")
+
+
+@pytest.fixture(scope="module")
+def killed_runs(tmp_path_factory):
+    """What a SIGKILL right after each write of `EPOCH_END_KILLS` leaves: by kill, a folder with ``run`` and ``probe``.
+
+    One uninterrupted run, its output folder copied as each of those writes
+    completes (every write is atomic, so the copy is what a kill there
+    leaves), without train.lock: the lock of a killed process is released
+    with it. ``probe`` holds the weights of the epochs ended before.
+    """
+    root = tmp_path_factory.mktemp("killed_runs")
+    run, probe = root / "run", root / "probe"
+    probe.mkdir()
+
+    def snapshot(kill):
+        shutil.copytree(run, root / kill / "run", ignore=shutil.ignore_patterns("train.lock"))
+        shutil.copytree(probe, root / kill / "probe")
+
+    real_write, writes = checkpointing.write_atomically, []
+
+    def write_then_copy(path, write):
         real_write(path, write)
         writes.append(pathlib.Path(path).name)
-        if pathlib.Path(path).name == written and writes.count(written) == epoch + 1:
-            raise KilledWhileWriting
+        for kill, (written, epoch) in EPOCH_END_KILLS.items():
+            if writes[-1] == written and writes.count(written) == epoch + 1:
+                snapshot(kill)
 
-    monkeypatch.setattr(checkpointing, "write_atomically", write_then_die)
-    killer = [DieAfterTheHistoryRow(epoch)] if written == "history.csv" else []  # CSVLogger writes no temporary file
-    with pytest.raises(KilledWhileWriting):
-        training.train(callbacks=[*killer, SaveEachEpoch(probe)], **settings)
-    monkeypatch.undo()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(checkpointing, "write_atomically", write_then_copy)
+        history_row = SnapshotAfterTheHistoryRow(EPOCH_END_KILLS["after_the_history_row"][1], snapshot)
+        training.train(output_dir=run, callbacks=[history_row, SaveEachEpoch(probe)], **KILL_SETTINGS)
+    assert sorted(path.name for path in root.iterdir()) == sorted([*EPOCH_END_KILLS, "probe", "run"])
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kill", EPOCH_END_KILLS)
+def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_best_epoch(kill, killed_runs, tmp_path):
+    _, epoch = EPOCH_END_KILLS[kill]
+    shutil.copytree(killed_runs / kill, tmp_path, dirs_exist_ok=True)
+    run, probe = tmp_path / "run", tmp_path / "probe"
     # The killed epoch's weights: the backup's (no EMA, so the checkpoints' too).
     shutil.copy(run / "backup" / "latest.weights.h5", probe / f"epoch_{epoch}.weights.h5")
 
-    lines = []
-    training.train(callbacks=[SaveEachEpoch(probe)], **{**settings, "print_fn": lines.append})
+    training.train(output_dir=run, callbacks=[SaveEachEpoch(probe)], **KILL_SETTINGS)
 
     with open(run / "history.csv", newline="") as file:
         rows = list(csv.DictReader(file))
@@ -303,6 +303,23 @@ def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_
     assert best.keys() == expected.keys() and len(best) > 50
     for name in best:
         np.testing.assert_array_equal(best[name], expected[name], err_msg=name)
+
+
+@pytest.mark.slow
+def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_one(killed_runs, tmp_path, caplog):
+    # Two epochs done and logged; then what SIGKILL during an in-place write of the second backup left.
+    run = tmp_path / "run"
+    shutil.copytree(killed_runs / "after_the_history_row" / "run", run)
+    (run / "backup" / "latest.weights.h5").write_bytes(b"")
+    lines = []
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.training.checkpointing"):
+        result = training.train(output_dir=run, **{**KILL_SETTINGS, "print_fn": lines.append})
+    assert f"Resuming after epoch 1 from the backup in {run / 'backup'}" in lines
+    assert any("latest.weights.h5 (OSError" in r.getMessage() for r in caplog.records)
+    assert len(result.history["loss"]) == 3  # the whole run, not only the epochs after the resume
+    rows = (run / "history.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["0", "1", "2"]  # epoch 2 logged once, not twice
+    assert not (run / "train.lock").exists()
 
 
 def test_an_interrupted_epoch_end_is_finished_with_the_averaged_weights_in_the_checkpoints_and_the_raw_ones_kept(tmp_path):

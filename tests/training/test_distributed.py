@@ -21,7 +21,8 @@ import pytest
 
 import local_cluster
 
-pytestmark = pytest.mark.slow
+# The kill tests run a cluster twice; their waits have their own deadlines (TIMEOUT_S).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TIMEOUT_S = 400
 # How long a task may take to notice that a peer is gone and exit.
