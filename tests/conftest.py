@@ -44,6 +44,22 @@ def _earlier_objects_frozen():
     gc.unfreeze()
 
 
+def pytest_terminal_summary(terminalreporter):
+    """Each test file's share of the run (setup, call and teardown), the largest first: where CI's minutes go."""
+    seconds = {}
+    for reports in terminalreporter.stats.values():
+        for report in reports:
+            if isinstance(report, pytest.TestReport):
+                path = report.nodeid.split("::")[0]
+                seconds[path] = seconds.get(path, 0.0) + report.duration
+    total = sum(seconds.values())
+    if total < 60:
+        return
+    terminalreporter.write_sep("=", f"time by test file ({total:.0f} s in all)")
+    for path, spent in sorted(seconds.items(), key=lambda item: -item[1])[:25]:
+        terminalreporter.write_line(f"{spent:7.1f} s {100 * spent / total:5.1f}%  {path}")
+
+
 @pytest.fixture(scope="module", autouse=True)
 def _memory_given_back_after_each_module():
     """Collects each test file's garbage and hands the freed heap back to the system.

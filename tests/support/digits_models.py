@@ -14,6 +14,7 @@ to compute them. Run by hand: ``python tests/support/digits_models.py DIR bn pap
 """
 
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -36,6 +37,7 @@ RECIPES = {"bn": {"learning_rate": 1e-3, "epochs": 2}, "paper": {"learning_rate"
 # folder, which then holds what `export --quantize all` writes).
 INT8_IO = {"bn": ("uint8", "float32", "int8"), "paper": ("uint8", "float32")}
 INT8_INPUT = "tflite_int8_int8_input"
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def digits(size=SIZE):
@@ -110,7 +112,11 @@ class Builds:
         folder = pathlib.Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / "build.log", "w") as log:
-            process = subprocess.Popen([sys.executable, __file__, str(folder), *variants], stdout=log, stderr=subprocess.STDOUT)
+            # The checkout's package, not whichever one pip installed: the child's path starts at tests/support.
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+            process = subprocess.Popen(
+                [sys.executable, __file__, str(folder), *variants], stdout=log, stderr=subprocess.STDOUT, env=env
+            )
         return cls(folder, process)
 
     def result(self, variant, timeout):
