@@ -124,7 +124,8 @@ class Builds:
         done, error = self.folder / variant / "result.json", self.folder / variant / "error.txt"
         while not done.exists():
             if error.exists() or (self.process and self.process.poll() not in (None, 0)):
-                raise RuntimeError(f"Building the {variant!r} digits model failed:\n{self._tail()}")
+                why = error.read_text()[-3000:] if error.exists() else self._tail()
+                raise RuntimeError(f"Building the {variant!r} digits model failed (log: {self.log}):\n{why}")
             if time.monotonic() - self.started > timeout:
                 self.close()
                 raise RuntimeError(f"Building the {variant!r} digits model took over {timeout} s:\n{self._tail()}")
