@@ -122,6 +122,7 @@ def pytest_collection_modifyitems(config, items):
     pytest-xdist's ``--dist loadfile`` (.ci/run) hands them out last too.
     """
     trained = {id(item) for item in items if _needs_a_trained_model(item)}
+    config.stash[_TRAINED] = trained
     late_files = set()
     for item in items:
         if id(item) in trained:
@@ -133,10 +134,12 @@ def pytest_collection_modifyitems(config, items):
 @pytest.hookimpl(trylast=True)
 def pytest_collection_finish(session):
     """Whether the selected tests (after `-m` and `-k`) need a digits model: the builds start only then."""
-    session.config.stash[_BUILDS_WANTED] = any(_needs_a_trained_model(item) for item in session.items)
+    trained = session.config.stash.get(_TRAINED, set())
+    session.config.stash[_BUILDS_WANTED] = any(id(item) in trained for item in session.items)
 
 
 _BUILDS_WANTED = pytest.StashKey[bool]()
+_TRAINED = pytest.StashKey[set]()  # id() of the collected tests that need a digits model
 
 
 @pytest.fixture(scope="session", autouse=True)
