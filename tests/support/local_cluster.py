@@ -39,10 +39,18 @@ def train_command(*args):
     return [sys.executable, "-m", "keras_googlenet.cli", "train", *args]
 
 
-class LocalCluster:
-    """Starts ``command`` once per TF_CONFIG of ``configs``; ``temporary`` is every task's TMPDIR."""
+def tiny_train_command(*args):
+    """`train_command` with `tiny_googlenet`'s stand-in for the network: for the tests of the mechanics."""
+    return [sys.executable, str(pathlib.Path(__file__).with_name("tiny_googlenet.py")), "train", *args]
 
-    def __init__(self, configs, command, log_dir, temporary):
+
+class LocalCluster:
+    """Starts ``command`` once per TF_CONFIG of ``configs``; ``temporary`` is every task's TMPDIR.
+
+    ``task_env`` maps a task's name (``"worker1"``) to more environment variables for it.
+    """
+
+    def __init__(self, configs, command, log_dir, temporary, task_env=None):
         self.names, self.logs, self.processes = [], [], []
         for task_type, index, tf_config in configs:
             name = f"{task_type}{index}"
@@ -51,7 +59,10 @@ class LocalCluster:
                 self.processes.append(
                     subprocess.Popen(
                         command, cwd=REPO_ROOT, stdout=file, stderr=subprocess.STDOUT, start_new_session=True,
-                        env={**os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(temporary), "PYTHONUNBUFFERED": "1"},
+                        env={
+                            **os.environ, "TF_CONFIG": tf_config, "TMPDIR": str(temporary), "PYTHONUNBUFFERED": "1",
+                            **(task_env or {}).get(name, {}),
+                        },
                     )
                 )
             self.names.append(name)

@@ -15,6 +15,7 @@ import keras
 import numpy as np
 import pytest
 
+import tiny_googlenet
 from keras_googlenet.training import checkpointing, output_lock, run as training
 
 X = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
@@ -271,6 +272,7 @@ def killed_runs(tmp_path_factory):
                 snapshot(kill)
 
     with pytest.MonkeyPatch.context() as patch:
+        tiny_googlenet.use_in_train(patch)
         patch.setattr(checkpointing, "write_atomically", write_then_copy)
         history_row = SnapshotAfterTheHistoryRow(EPOCH_END_KILLS["after_the_history_row"][1], snapshot)
         training.train(output_dir=run, callbacks=[history_row, SaveEachEpoch(probe)], **KILL_SETTINGS)
@@ -280,7 +282,8 @@ def killed_runs(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kill", EPOCH_END_KILLS)
-def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_best_epoch(kill, killed_runs, tmp_path):
+def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_best_epoch(kill, killed_runs, tmp_path, monkeypatch):
+    tiny_googlenet.use_in_train(monkeypatch)
     _, epoch = EPOCH_END_KILLS[kill]
     shutil.copytree(killed_runs / kill, tmp_path, dirs_exist_ok=True)
     run, probe = tmp_path / "run", tmp_path / "probe"
@@ -300,13 +303,14 @@ def test_a_kill_at_any_write_of_an_epoch_end_loses_no_history_row_and_keeps_the_
     top1 = [float(row["top1"]) for row in rows]
     best_epoch = top1.index(max(top1))
     best, expected = _layer_arrays(run / "best.keras"), _layer_arrays(probe / f"epoch_{best_epoch}.weights.h5")
-    assert best.keys() == expected.keys() and len(best) > 50
+    assert best.keys() == expected.keys() and len(best) >= 5
     for name in best:
         np.testing.assert_array_equal(best[name], expected[name], err_msg=name)
 
 
 @pytest.mark.slow
-def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_one(killed_runs, tmp_path, caplog):
+def test_train_resumes_from_the_previous_backup_when_a_kill_emptied_the_latest_one(killed_runs, tmp_path, caplog, monkeypatch):
+    tiny_googlenet.use_in_train(monkeypatch)
     # Two epochs done and logged; then what SIGKILL during an in-place write of the second backup left.
     run = tmp_path / "run"
     shutil.copytree(killed_runs / "after_the_history_row" / "run", run)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import local_cluster
+import tiny_googlenet
 
 # The kill tests run a cluster twice; their waits have their own deadlines (TIMEOUT_S).
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -30,9 +31,10 @@ SURVIVOR_TIMEOUT_S = 300
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 # One SGD step of the same global batch of 4, on 2 logical CPUs (2 per
-# replica) and on one device. The "paper" variant has no batch norm, whose
-# statistics would be per replica, and dropout is switched off, so both
-# runs compute the same function: only the loss scaling can differ.
+# replica) and on one device, of the three-head stand-in without batch
+# norm, whose statistics would be per replica: both runs compute the same
+# function, only the loss scaling can differ. (The real network's step on
+# two replicas runs in the scaling benchmark's smoke test.)
 MIRRORED_VS_SINGLE = """
 import json, sys
 from keras_googlenet.training import cluster, run as training
@@ -40,13 +42,10 @@ mirrored = cluster.make_strategy("mirrored", devices=2)  # first: before TF star
 single = cluster.make_strategy("default")
 import keras, numpy as np
 import keras_googlenet as kg
+from tiny_googlenet import tiny_googlenet
 
 def build():
-    model = kg.GoogLeNet(variant="paper", input_shape=(80, 80, 3), classes=10)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.Dropout):
-            layer.rate = 0.0
-    return model
+    return tiny_googlenet(variant="paper", input_shape=(80, 80, 3), classes=10)
 
 keras.utils.set_random_seed(0)
 initial = build().get_weights()
@@ -109,6 +108,8 @@ RESUMABLE_RUN = """
 import json, sys
 import keras
 from keras_googlenet.training import run as training
+from tiny_googlenet import holds, tiny_googlenet
+training.GoogLeNet = tiny_googlenet
 
 output_dir, probe_dir = sys.argv[1:3]
 
@@ -124,8 +125,8 @@ class Probe(keras.callbacks.Callback):
                 json.dump(epoch, file)
 
 training.train(
-    output_dir=output_dir, epochs=8, steps_per_epoch=1, batch_size=2, image_size=80,
-    validation_split=None, verbose=2, callbacks=[Probe()],
+    output_dir=output_dir, epochs=3, steps_per_epoch=1, batch_size=2, image_size=80,
+    validation_split=None, verbose=2, callbacks=[Probe(), *holds()],
 )
 """
 
@@ -134,9 +135,13 @@ def _python(*args):
     return [sys.executable, *args]
 
 
-def _run(command, env=None):
+# The scripts import tests/support's `tiny_googlenet`.
+SUPPORT_ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "tests" / "support"), str(REPO_ROOT)])}
+
+
+def _run(command):
     return subprocess.run(
-        command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S
+        command, cwd=REPO_ROOT, env=SUPPORT_ENV, capture_output=True, text=True, timeout=TIMEOUT_S
     )
 
 
@@ -180,13 +185,9 @@ def test_a_model_built_from_its_element_spec_all_reduces_no_batch_to_build_itsel
 # The shapes of TF_CONFIG that engines give: Kubeflow's TFJob with a Chief
 # replica and Vertex AI name a "chief" task beside the workers; Ray Train
 # and TFJob without a Chief give workers only, worker 0 acting as chief.
-# A chief beside the workers (Kubeflow's TFJob, Vertex AI) is run by
-# test_kubernetes with the TF_CONFIG the operator derives from the manifest:
-# one two-process run of that shape in CI is enough.
-CLUSTER_SHAPES = {
-    "workers_only": {"worker": 2},
-    "single_worker": {"worker": 1},
-}
+# A chief beside the workers is run by test_kubernetes with the TF_CONFIG
+# the operator derives from the manifest, workers only by the restart of
+# the worker-kill test below, and a single worker here.
 TINY_RUN = ("--steps-per-epoch", "1", "--batch-size", "2", "--image-size", "80", "--validation-split", "none", "--verbose", "2")
 
 
@@ -196,19 +197,10 @@ def logged_epochs(output_dir):
     return [int(row.split(",")[0]) for row in rows[1:]]
 
 
-@pytest.mark.parametrize("shape", CLUSTER_SHAPES)
-def test_every_cluster_shape_trains_and_only_the_chief_writes_the_run(shape, tmp_path):
-    output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
-    temporary.mkdir()
-    configs = local_cluster.tf_configs(CLUSTER_SHAPES[shape])
-    command = local_cluster.train_command("--epochs", "2", *TINY_RUN, "--output-dir", str(output_dir))
-    with local_cluster.LocalCluster(configs, command, tmp_path, temporary) as tasks:
-        codes = tasks.wait(TIMEOUT_S)
-        assert codes == [0] * len(configs), tasks.report()
-        chief, *others = tasks.names
-        chief_log, other_logs = tasks.log(chief), [tasks.log(name) for name in others]
-
-    replicas = len(configs)
+def assert_only_the_chief_wrote_the_run(output_dir, temporary, logs, epochs):
+    """``logs``: the tasks' logs, the chief's first."""
+    chief_log, *other_logs = logs
+    replicas = len(logs)
     strategy = "MultiWorkerMirroredStrategy" if replicas > 1 else "the default strategy"
     assert f"with {strategy} ({replicas} replica(s), global batch {2 * replicas})" in chief_log
     assert f"Last checkpoint: {output_dir / 'last.keras'}" in chief_log
@@ -220,9 +212,9 @@ def test_every_cluster_shape_trains_and_only_the_chief_writes_the_run(shape, tmp
     ]
     assert not list(temporary.glob("keras_googlenet_*"))  # the scratch folders are deleted
     assert not (output_dir / "train.lock").exists()  # taken by the chief only, and released
-    assert logged_epochs(output_dir) == [0, 1]
+    assert logged_epochs(output_dir) == list(range(epochs))
     summary = json.loads((output_dir / "summary.json").read_text())
-    assert len(summary["history"]["loss"]) == 2
+    assert len(summary["history"]["loss"]) == epochs
 
     import keras
 
@@ -231,25 +223,39 @@ def test_every_cluster_shape_trains_and_only_the_chief_writes_the_run(shape, tmp
     assert model.input_shape == (None, 80, 80, 3)
 
 
+def test_a_single_worker_tf_config_trains_with_the_default_strategy_and_writes_the_run(tmp_path):
+    output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
+    temporary.mkdir()
+    configs = local_cluster.tf_configs({"worker": 1})
+    command = local_cluster.tiny_train_command("--epochs", "2", *TINY_RUN, "--output-dir", str(output_dir))
+    with local_cluster.LocalCluster(configs, command, tmp_path, temporary) as tasks:
+        assert tasks.wait(TIMEOUT_S) == [0], tasks.report()
+        logs = [tasks.log(name) for name in tasks.names]
+    assert_only_the_chief_wrote_the_run(output_dir, temporary, logs, epochs=2)
+
+
 def test_a_run_killed_with_sigkill_resumes_at_the_next_epoch_with_the_backed_up_weights(tmp_path):
-    output_dir, probe_dir = tmp_path / "run", tmp_path / "probe"
+    output_dir, probe_dir, held = tmp_path / "run", tmp_path / "probe", tmp_path / "held"
     probe_dir.mkdir()
     command = _python("-c", RESUMABLE_RUN, str(output_dir), str(probe_dir))
     metadata = output_dir / "backup" / "training_metadata.json"
 
-    first = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The first run stops after the whole end of its first epoch (backup,
+    # checkpoints, history row) and waits there to be killed.
+    first = subprocess.Popen(
+        command, cwd=REPO_ROOT, env={**SUPPORT_ENV, tiny_googlenet.HOLD: f"0:{held}"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
     deadline = time.monotonic() + TIMEOUT_S
-    # Kill as soon as the first backup is complete: the next one is a whole
-    # epoch away, so the kill never lands in the middle of writing it.
-    while not (metadata.is_file() and metadata.read_text().strip()):
+    while not held.exists():
         assert first.poll() is None, first.stderr.read()[-3000:]
-        assert time.monotonic() < deadline, "no backup was written"
+        assert time.monotonic() < deadline, "the first epoch did not end"
         time.sleep(0.05)
     first.send_signal(signal.SIGKILL)
     first.wait()
     assert first.returncode == -signal.SIGKILL
     finished = json.loads(metadata.read_text())["epoch"]
-    assert 1 <= finished < 8
+    assert finished == 1
     shutil.copy(output_dir / "backup" / "latest.weights.h5", tmp_path / "backed_up.weights.h5")
     for stale in probe_dir.iterdir():
         stale.unlink()
@@ -260,10 +266,10 @@ def test_a_run_killed_with_sigkill_resumes_at_the_next_epoch_with_the_backed_up_
     # Keras counts epochs from 0: index `finished` is epoch finished + 1.
     assert json.loads((probe_dir / "first_epoch.json").read_text()) == finished
     backed_up, restored = _h5_arrays(tmp_path / "backed_up.weights.h5"), _h5_arrays(probe_dir / "start.weights.h5")
-    assert backed_up.keys() == restored.keys() and len(backed_up) > 100
+    assert backed_up.keys() == restored.keys() and len(backed_up) >= 10
     for name in backed_up:
         np.testing.assert_array_equal(restored[name], backed_up[name], err_msg=name)
-    assert json.loads(metadata.read_text())["epoch"] == 8
+    assert json.loads(metadata.read_text())["epoch"] == 3
     assert (output_dir / "last.keras").is_file()
 
 
@@ -271,13 +277,17 @@ def test_a_worker_killed_at_an_epoch_end_costs_no_epoch_when_the_cluster_restart
     output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
     temporary.mkdir()
     metadata = output_dir / "backup" / "training_metadata.json"
-    command = local_cluster.train_command("--epochs", "3", *TINY_RUN, "--output-dir", str(output_dir))
+    command = local_cluster.tiny_train_command("--epochs", "3", *TINY_RUN, "--output-dir", str(output_dir))
     # Ray Train's shape; worker 1 is not the chief, and writes no backup there.
     shape = {"worker": 2}
     (tmp_path / "first").mkdir()
-    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "first", temporary) as first:
+    # Worker 1 stops at the end of its first epoch; the chief, once it has
+    # backed that epoch up, waits for it in the next step's all-reduce.
+    held = tmp_path / "held"
+    hold = {"worker1": {tiny_googlenet.HOLD: f"0:{held}"}}
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "first", temporary, hold) as first:
         deadline = time.monotonic() + TIMEOUT_S
-        while not (metadata.is_file() and json.loads(metadata.read_text())["epoch"] >= 1):
+        while not (held.exists() and metadata.is_file() and json.loads(metadata.read_text())["epoch"] >= 1):
             assert None in first.wait(0.02) and time.monotonic() < deadline, first.report()
         assert first.kill("worker1") == -signal.SIGKILL
         # Nobody kills the survivor here (Ray would): it must not wait for its lost peer for ever.
@@ -288,7 +298,7 @@ def test_a_worker_killed_at_an_epoch_end_costs_no_epoch_when_the_cluster_restart
     print(f"The chief exited with {survivor} {survivor_s:.0f} s after its peer was killed")
     assert survivor not in (None, 0), survivor_log[-3000:]
     resumed = json.loads(metadata.read_text())["epoch"]
-    assert 1 <= resumed < 3
+    assert resumed == 1
     assert list(temporary.glob("keras_googlenet_*_worker_1"))  # the killed worker's scratch folder, left behind
 
     (tmp_path / "second").mkdir()
@@ -299,6 +309,6 @@ def test_a_worker_killed_at_an_epoch_end_costs_no_epoch_when_the_cluster_restart
         assert f"Resuming after epoch {resumed} from the backup in {output_dir / 'backup'}" in log
         # Keras numbers epochs from 1: the first one run is the first unfinished.
         assert re.findall(r"^Epoch (\d+)/3$", log, re.MULTILINE)[0] == str(resumed + 1)
-    assert logged_epochs(output_dir) == [0, 1, 2]
     assert json.loads(metadata.read_text())["epoch"] == 3
-    assert not list(temporary.glob("keras_googlenet_*"))  # reused, then deleted
+    # The killed worker's scratch folder was reused, then deleted with the others.
+    assert_only_the_chief_wrote_the_run(output_dir, temporary, logs, epochs=3)
