@@ -5,15 +5,17 @@ import numpy as np
 import pytest
 
 import keras_googlenet as kg
+from tiny_googlenet import tiny_googlenet
 
 LABELS = np.array([0, 1, 2, 1, 0, 2])
 
 
 @pytest.fixture(scope="module")
 def three_class_model():
+    """Losses and metrics do not depend on the network: GoogLeNet's three heads on one convolution."""
     keras.utils.set_random_seed(0)
-    model = kg.GoogLeNet(variant="bn", input_shape=(96, 96, 3), classes=3, aux_heads=True)
-    images = np.random.default_rng(0).normal(0, 1, size=(len(LABELS), 96, 96, 3)).astype("float32")
+    model = tiny_googlenet(variant="bn", input_shape=(32, 32, 3), classes=3)
+    images = np.random.default_rng(0).normal(0, 1, size=(len(LABELS), 32, 32, 3)).astype("float32")
     return model, images
 
 
@@ -57,10 +59,8 @@ def test_a_model_built_from_its_datasets_element_spec_traces_its_train_step_once
 
     def tiny_three_head_model():
         keras.utils.set_random_seed(0)
-        pixels = keras.Input((8, 8, 3))
-        features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(pixels))
-        heads = [keras.layers.Dense(3, activation="softmax", name=name)(features) for name in ("main", "aux1", "aux2")]
-        return kg.compile_googlenet(keras.Model(pixels, heads), optimizer=keras.optimizers.SGD(0.01))
+        model = tiny_googlenet(variant="paper", input_shape=(8, 8, 3), classes=3)
+        return kg.compile_googlenet(model, optimizer=keras.optimizers.SGD(0.01))
 
     images = np.random.default_rng(0).normal(size=(len(LABELS), 8, 8, 3)).astype("float32")
     dataset = tf.data.Dataset.from_tensor_slices((images, {"main": LABELS, "aux1": LABELS, "aux2": LABELS})).batch(3)

@@ -76,6 +76,7 @@ from keras_googlenet.training import cluster
 strategy = cluster.make_strategy("mirrored", devices=2)
 import keras, numpy as np, tensorflow as tf
 import keras_googlenet as kg
+from tiny_googlenet import tiny_googlenet
 
 reduced = []
 reduce = type(strategy).reduce
@@ -90,10 +91,7 @@ images = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
 dataset = tf.data.Dataset.from_tensor_slices((images, {"main": labels, "aux1": labels, "aux2": labels})).batch(4)
 for build in (False, True):
     with strategy.scope():
-        pixels = keras.Input((8, 8, 3))
-        features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(pixels))
-        heads = [keras.layers.Dense(3, activation="softmax", name=name)(features) for name in ("main", "aux1", "aux2")]
-        model = kg.compile_googlenet(keras.Model(pixels, heads), optimizer=keras.optimizers.SGD(0.01))
+        model = kg.compile_googlenet(tiny_googlenet(variant="paper", input_shape=(8, 8, 3), classes=3), optimizer=keras.optimizers.SGD(0.01))
         if build:
             kg.model.task.build_from_element_spec(model, dataset)
     reduced.clear()
