@@ -14,6 +14,20 @@ README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 TINY = {"image_size": 80, "warmup": 0, "repeats": 1}
 
 
+@pytest.fixture
+def stand_in_network(monkeypatch):
+    """The parts' plumbing with `tiny_googlenet` as the network: its exports and steps take a second, not a minute.
+
+    The real network's exports, steps and runtimes are tested in
+    tests/export, tests/inference and tests/training; the scaling part
+    keeps it (its only run on two replicas).
+    """
+    import keras_googlenet as kg
+    from tiny_googlenet import tiny_googlenet
+
+    monkeypatch.setattr(kg, "GoogLeNet", tiny_googlenet)
+
+
 def _available(rows):
     return [r for r in rows if r.get("available", True)]
 
@@ -69,7 +83,7 @@ def test_readme_tables_are_generated_from_the_saved_results(name):
 
 
 @pytest.mark.slow
-def test_inference_times_every_runtime_against_onnxruntime():
+def test_inference_times_every_runtime_against_onnxruntime(stand_in_network):
     part = inference.run(batch_sizes=(1,), **{**TINY, "image_size": 32})
     cases = [r["case"] for r in part["rows"]]
     assert cases == ["keras predict", "tf.function, XLA off", "tf.function, XLA on", "SavedModel",
@@ -80,7 +94,7 @@ def test_inference_times_every_runtime_against_onnxruntime():
 
 
 @pytest.mark.slow
-def test_training_compares_our_fit_step_with_pytorch(monkeypatch):
+def test_training_compares_our_fit_step_with_pytorch(monkeypatch, stand_in_network):
     # The subprocesses are exercised by the scaling test; here each side runs in this process.
     def in_process(module, function, kwargs, env=None):
         return dict(getattr(training, function)(**kwargs), peak_rss_mib=common.peak_rss_mib())
