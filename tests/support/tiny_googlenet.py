@@ -18,12 +18,15 @@ after the built-in callbacks: the backup, checkpoints and history row are
 written), creates PATH and sleeps until it is killed.
 """
 
+import importlib.abc
+import importlib.machinery
 import os
 import pathlib
 import sys
 import time
 
 HOLD = "TINY_GOOGLENET_HOLD"
+RUN_MODULE = "keras_googlenet.training.run"
 
 OUTPUT_NAMES = ("main", "aux1", "aux2")
 
@@ -68,15 +71,47 @@ def use_in_train(monkeypatch):
     monkeypatch.setattr(run, "GoogLeNet", tiny_googlenet)
 
 
-def main():
-    from keras_googlenet import cli
-
-    cli._quiet_tensorflow()  # as the command does, before `run` imports TensorFlow
-    from keras_googlenet.training import run
-
+def _patch(run):
+    """The stand-in and the holds in the module `keras_googlenet.training.run`."""
     run.GoogLeNet = tiny_googlenet
     train = run.train
     run.train = lambda *args, callbacks=(), **kwargs: train(*args, callbacks=[*callbacks, *holds()], **kwargs)
+
+
+class _PatchRunWhenImported(importlib.abc.MetaPathFinder):
+    """Patches `keras_googlenet.training.run` as it is imported, so that a process imports TensorFlow only if it trains."""
+
+    def find_spec(self, name, path, target=None):
+        if name != RUN_MODULE:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        execute = spec.loader.exec_module
+
+        def exec_module(module):
+            execute(module)
+            _patch(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def patch_train_when_imported():
+    """`train` in this process builds the stand-in and honours ``TINY_GOOGLENET_HOLD``, wherever it is imported from.
+
+    `stand_in_site/sitecustomize.py` calls this in every Python process that
+    has that folder on its PYTHONPATH: Ray's workers, which the test cannot
+    patch otherwise.
+    """
+    if RUN_MODULE in sys.modules:
+        _patch(sys.modules[RUN_MODULE])
+    elif not any(isinstance(finder, _PatchRunWhenImported) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _PatchRunWhenImported())
+
+
+def main():
+    from keras_googlenet import cli
+
+    patch_train_when_imported()
     return cli.main()
 
 
