@@ -9,6 +9,9 @@ import numpy as np
 import pytest
 
 pytestmark = pytest.mark.needs("keras_hub", 'pip install -e ".[kerashub]"')  # the test extra installs it
+# The tests of the saved presets are slow (two GoogLeNets, the CLI's export
+# and KerasHub loading them in new processes); the quick tier keeps the
+# argument checks and the classes' own tests.
 
 SIZE = 80
 CLASS_NAMES = ["bird", "cat", "person", "food"]
@@ -126,12 +129,14 @@ def loaded_tensorflow(presets):
     return _load_in_new_process(presets, "tensorflow", check_bfloat16=True)
 
 
+@pytest.mark.slow
 def test_reference_probabilities_are_peaked_so_a_1e5_tolerance_means_something(presets):
     for probabilities, _ in presets["references"].values():
         assert probabilities.max() > 0.95
         assert len(set(probabilities.argmax(axis=1))) > 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_image_classifier_from_preset_gives_the_checkpoint_probabilities_on_the_photos(presets, loaded_tensorflow, variant):
     expected, _ = presets["references"][variant]
@@ -139,6 +144,7 @@ def test_image_classifier_from_preset_gives_the_checkpoint_probabilities_on_the_
     np.testing.assert_allclose(loaded_tensorflow[f"{variant}_probabilities"], expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_backbone_from_preset_gives_the_include_top_false_features(presets, loaded_tensorflow, variant):
     _, expected = presets["references"][variant]
@@ -148,11 +154,13 @@ def test_backbone_from_preset_gives_the_include_top_false_features(presets, load
     np.testing.assert_allclose(features, expected, atol=1e-5 * np.abs(expected).max(), rtol=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_preset_carries_the_checkpoint_class_names(loaded_tensorflow, variant):
     assert loaded_tensorflow[f"{variant}_class_names"].tolist() == CLASS_NAMES
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_from_preset_with_bfloat16_builds_bfloat16_weights(loaded_tensorflow, variant):
     assert loaded_tensorflow[f"{variant}_bfloat16_dtypes"].tolist() == ["bfloat16"]
@@ -171,6 +179,7 @@ def test_presets_give_the_same_probabilities_and_features_on_other_backends(pres
         np.testing.assert_allclose(loaded[f"{variant}_probabilities"], probabilities, atol=5e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_preset_has_keras_hub_files_a_model_card_and_our_name(presets):
     bn, paper = (presets["paths"][variant] for variant in ("bn", "paper"))
     for folder in (bn, paper):
@@ -185,6 +194,7 @@ def test_preset_has_keras_hub_files_a_model_card_and_our_name(presets):
     assert json.loads(open(os.path.join(bn, "metadata.json")).read())["keras_googlenet"]["name"] == "googlenet_bn_photos"
 
 
+@pytest.mark.slow
 def test_model_card_names_the_variant_size_classes_training_and_how_to_load(presets):
     card = open(os.path.join(presets["paths"]["bn"], "README.md")).read()
     assert card.startswith("---\nlibrary_name: keras-hub\n")

@@ -32,11 +32,15 @@ def test_predict_on_a_tflite_prints_the_runtime_line_only_with_debug(tmp_path, t
     tflite = export.export_tflite(tiny_model, tmp_path / "fp32.tflite", info=tiny_info)
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "keras_googlenet.cli", "predict", tflite, str(images.sample_photo("owl.jpg")), "--top-k", "1"]
-    quiet, debug = (subprocess.run(command + extra, env=env, capture_output=True, text=True, timeout=300) for extra in ([], ["--debug"]))
-    assert quiet.returncode == debug.returncode == 0, quiet.stderr + debug.stderr
-    assert quiet.stdout == debug.stdout and quiet.stdout.startswith(f"{images.sample_photo('owl.jpg')}:")
-    assert "XNNPACK" not in quiet.stderr, quiet.stderr
-    assert "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in debug.stderr
+    runs = [
+        subprocess.Popen(command + extra, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for extra in ([], ["--debug"])
+    ]  # side by side
+    (quiet_out, quiet_err), (debug_out, debug_err) = (run.communicate(timeout=300) for run in runs)
+    assert [run.returncode for run in runs] == [0, 0], quiet_err + debug_err
+    assert quiet_out == debug_out and quiet_out.startswith(f"{images.sample_photo('owl.jpg')}:")
+    assert "XNNPACK" not in quiet_err, quiet_err
+    assert "INFO: Created TensorFlow Lite XNNPACK delegate for CPU." in debug_err
 
 
 def test_quiet_hides_only_the_known_lines_and_lets_errors_through(capfd):

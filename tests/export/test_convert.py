@@ -125,6 +125,7 @@ def test_no_export_of_either_variant_has_a_gather_op(request, variant):
         assert not GATHERS & names, f"{variant} {kind}: {sorted(GATHERS & names)}"
 
 
+@pytest.mark.slow  # a whole GoogLeNet converted twice
 def test_paper_model_built_with_preprocessing_exports_without_gather_and_matches_keras(tmp_path):
     import keras
 
