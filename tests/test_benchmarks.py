@@ -135,7 +135,7 @@ def test_gpu_script_runs_keras_on_jax_without_tensorflow(monkeypatch):
         return real(module, function, kwargs, env)
 
     monkeypatch.setattr(common, "run_in_subprocess", torch_in_process)
-    part = gpu.run(batch=1, cases=("keras jax", gpu.REFERENCE), modes=(("infer", 1),), **TINY)
+    part = gpu.run(batch=1, cases=("keras jax", gpu.REFERENCE), modes=(("infer", 1),), **{**TINY, "image_size": 32})
     keras_row, torch_row = part["rows"]
     assert keras_row.get("available", True), keras_row
     assert keras_row["tensorflow_imported"] is False
