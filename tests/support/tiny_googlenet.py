@@ -15,7 +15,9 @@ Its epochs take milliseconds, so a kill test cannot wait for "the first
 backup, a whole epoch before the next": with ``TINY_GOOGLENET_HOLD`` set to
 ``EPOCH:PATH``, `train` stops at the end of epoch EPOCH (counted from 0,
 after the built-in callbacks: the backup, checkpoints and history row are
-written), creates PATH and sleeps until it is killed.
+written), creates PATH and sleeps until it is killed. Only the first to
+create PATH holds: a restarted run that (wrongly) ran that epoch again, or
+a second worker of the same cluster, goes on.
 """
 
 import importlib.abc
@@ -56,10 +58,14 @@ def holds():
 
     class HoldAtEpochEnd(keras.callbacks.Callback):
         def on_epoch_end(self, index, logs=None):
-            if index == int(epoch):
-                pathlib.Path(path).touch()
-                while True:
-                    time.sleep(60)
+            if index != int(epoch):
+                return
+            try:
+                open(path, "x").close()  # once per PATH: a restarted run, or a second worker, goes on
+            except FileExistsError:
+                return
+            while True:
+                time.sleep(60)
 
     return [HoldAtEpochEnd()]
 
