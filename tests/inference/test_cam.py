@@ -159,6 +159,7 @@ def cam_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow  # Grad-CAM pictures of a saved checkpoint: outside the quick tier's scope
 def test_cam_pictures_are_written_per_image_and_differ_between_classes(cam_checkpoint, photo_paths, tmp_path):
     from PIL import Image
 
@@ -179,6 +180,7 @@ def test_cam_pictures_are_written_per_image_and_differ_between_classes(cam_check
     assert flat.reshape(-1, 3).std(axis=0).max() > 0  # the photo shows through the flat map
 
 
+@pytest.mark.slow  # Grad-CAM pictures of a saved checkpoint: outside the quick tier's scope
 def test_cam_picture_shows_the_crop_predict_classified_and_the_scores_predict_prints(cam_checkpoint, photo_paths, tmp_path, monkeypatch):
     import keras
     from PIL import Image
@@ -217,6 +219,7 @@ def test_cam_refuses_exported_models_with_a_clear_reason(tmp_path):
         cam_images.write_cam_images("m.tflite", [], tmp_path)
 
 
+@pytest.mark.slow  # Grad-CAM pictures of a saved checkpoint: outside the quick tier's scope
 def test_predict_command_with_cam_writes_a_picture_per_photo(cam_checkpoint, photo_paths, tmp_path, capsys):
     from keras_googlenet import cli
 

@@ -55,6 +55,7 @@ def test_predict_command_prints_the_top_k_for_each_image(models, digit_png, caps
     assert lines[1].endswith(f"  digit {label}")
 
 
+@pytest.mark.slow  # a GoogLeNet saved and predicted: outside the quick tier's scope
 def test_thousand_class_checkpoint_without_labels_uses_imagenet_names(tmp_path, photo_paths):
     model = kg.GoogLeNet(variant="bn", input_shape=(96, 96, 3), aux_heads=False)
     model.save(tmp_path / "imagenet.keras")
@@ -204,6 +205,7 @@ def test_top_and_batch_size_must_be_positive_ints(grey_images, recorded, name, v
         predict.iter_predictions("model.keras", grey_images, **{name: value})
 
 
+@pytest.mark.slow  # a GoogLeNet saved and predicted: outside the quick tier's scope
 def test_streamed_predictions_equal_one_batch_of_all_photos(tmp_path, photo_paths):
     model = kg.GoogLeNet(variant="bn", input_shape=(96, 96, 3), aux_heads=False, classes=10)
     model.save(tmp_path / "ten.keras")
