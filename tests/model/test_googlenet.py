@@ -255,6 +255,7 @@ def test_weights_file_is_loaded(tmp_path):
         np.testing.assert_array_equal(before.numpy(), after.numpy())
 
 
+@pytest.mark.slow  # a JAX process compiling GoogLeNet; test_preprocessing's JAX check stays in the quick tier
 @pytest.mark.needs("jax", "pip install jax[cpu]")
 def test_model_builds_and_runs_on_the_jax_backend_without_importing_tensorflow():
     script = textwrap.dedent(
