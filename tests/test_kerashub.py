@@ -8,6 +8,8 @@ import sys
 import numpy as np
 import pytest
 
+from markers import needs_torch
+
 pytestmark = pytest.mark.needs("keras_hub", 'pip install -e ".[kerashub]"')  # the test extra installs it
 # The tests of the saved presets are slow (two GoogLeNets, the CLI's export
 # and KerasHub loading them in new processes); the quick tier keeps the
@@ -167,7 +169,7 @@ def test_from_preset_with_bfloat16_builds_bfloat16_weights(loaded_tensorflow, va
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=needs_torch)])
 def test_presets_give_the_same_probabilities_and_features_on_other_backends(presets, backend):
     loaded = _load_in_new_process(presets, backend)
     for variant, (probabilities, features) in presets["references"].items():

@@ -9,6 +9,8 @@ import textwrap
 import numpy as np
 import pytest
 
+from markers import needs_torch
+
 import keras_googlenet as kg
 from keras_googlenet.inference import cam
 
@@ -121,7 +123,7 @@ def test_images_of_the_wrong_size_are_refused():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=needs_torch)])
 def test_jax_and_torch_give_the_maps_tensorflow_gives(backend, tmp_path):
     model = kg.GoogLeNet(variant="paper", input_shape=(SIZE, SIZE, 3), classes=3)
     model.save_weights(tmp_path / "w.weights.h5")

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 
+from markers import needs_torch
+
 import keras_googlenet as kg
 from keras_googlenet.data import pipeline
 from keras_googlenet.model.layers import Preprocessing
@@ -118,7 +120,7 @@ def test_pipeline_without_a_variant_keeps_raw_pixels():
     np.testing.assert_array_equal(pipeline.preprocess(x, None).numpy(), x.numpy())
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=needs_torch)])
 def test_preprocessing_gives_the_same_numbers_on_the_other_backends(backend):
     import os
     import subprocess
