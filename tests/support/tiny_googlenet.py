@@ -5,8 +5,9 @@ depend on the network: they need a model with GoogLeNet's outputs
 (``main``, ``aux1``, ``aux2``), names and arguments. Tracing the real
 three-head train step takes 10-17 s of CPU in each process; this one's
 takes about one. The tests of what the real network does under `train`
-keep it: tests/training/test_run.py, test_kubernetes.py, test_ray.py, the
-scaling benchmark (MirroredStrategy) and the digits builds.
+keep it: the digits builds, test_run's short training, test_kubernetes (a
+chief and a worker), the scaling benchmark (two replicas) and the README's
+model snippet.
 
 Run as a script, it is the `keras-googlenet` command with this stand-in in
 `train`: ``python tests/support/tiny_googlenet.py train ...``.

@@ -3,7 +3,8 @@
 The slow test runs the real command on Ray's local cluster (2 workers x 1
 CPU, the built-in digits at 80 px, a few steps, `tiny_googlenet`'s network),
 kills one worker with SIGKILL while the workers hold at the end of the first
-epoch, and checks that Ray's restart resumed at the first unfinished epoch. Every Ray process runs in the command's own session, which
+epoch, and checks that Ray's restart resumed at the first unfinished epoch.
+Every Ray process runs in the command's own session, which
 is killed at the end whatever happens, so that nothing outlives the test.
 """
 
