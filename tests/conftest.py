@@ -17,9 +17,11 @@ def in_ci():
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "needs(module, install): the test needs an optional module; skipped without it, failed under CI")
+    config.addinivalue_line("markers", "lane(job): the test reads a job of the background lane (tests/support/lane.py)")
+    config.addinivalue_line("markers", "alone: no lane job runs beside the test (its own children take gigabytes)")
 
 
-def pytest_runtest_setup(item):
+def _skip_or_fail_without_what_it_needs(item):
     for mark in item.iter_markers("needs"):
         module, install = mark.args
         if importlib.util.find_spec(module) is None:
@@ -118,17 +120,32 @@ def _needs_a_trained_model(item):
 def pytest_collection_modifyitems(config, items):
     """Marks the tests that need a trained digits model slow, and puts their files last, so that the build runs beside the others.
 
+    Files with ``alone`` tests come just before them: such a test waits for
+    the builds to end. The tests that read a lane job come last
+    (tests/support/lane.py).
+
     Whole files, so that a file's module fixtures are made once, and so that
     pytest-xdist's ``--dist loadfile`` (.ci/run) hands them out last too.
     """
     trained = {id(item) for item in items if _needs_a_trained_model(item)}
     config.stash[_TRAINED] = trained
-    late_files = set()
+    late_files, alone_files = set(), set()
     for item in items:
         if id(item) in trained:
             item.add_marker(pytest.mark.slow)
             late_files.add(item.path)
-    items.sort(key=lambda item: item.path in late_files)  # stable: the order within each part is kept
+        if item.get_closest_marker("alone"):
+            alone_files.add(item.path)
+    # The other files first, beside the builds; then those whose tests run
+    # alone (they wait for the builds to end, as the trained ones would);
+    # then the trained files; the tests that read lane jobs last, one by one,
+    # so that the lane has run their jobs meanwhile.
+    def part(item):
+        if item.get_closest_marker("lane"):
+            return 3
+        return 2 if item.path in late_files else int(item.path in alone_files)
+
+    items.sort(key=part)  # stable: the order within each part is kept
 
 
 @pytest.hookimpl(trylast=True)
@@ -136,9 +153,11 @@ def pytest_collection_finish(session):
     """Whether the selected tests (after `-m` and `-k`) need a digits model: the builds start only then."""
     trained = session.config.stash.get(_TRAINED, set())
     session.config.stash[_BUILDS_WANTED] = any(id(item) in trained for item in session.items)
+    session.config.stash[_LANE_JOBS] = [mark.args[0] for item in session.items for mark in item.iter_markers("lane")]
 
 
 _BUILDS_WANTED = pytest.StashKey[bool]()
+_LANE_JOBS = pytest.StashKey[list]()  # the lane jobs that the selected tests read, in their order
 _TRAINED = pytest.StashKey[set]()  # id() of the collected tests that need a digits model
 
 
@@ -151,6 +170,7 @@ def digits_builds(request, tmp_path_factory):
     their files, so that they run once and from the start of the session.
     """
     import digits_models
+    import lane
 
     builds = None
     if request.config.stash.get(_BUILDS_WANTED, False):
@@ -166,9 +186,37 @@ def digits_builds(request, tmp_path_factory):
         assert builds, "conftest found no selected test that needs a digits model"
         return builds.result(variant, BUILD_TIMEOUT_S)
 
+    lane_jobs = request.config.stash.get(_LANE_JOBS, [])
+    request.config.stash[_LANE] = lane.Lane(tmp_path_factory.mktemp("lane"), lane_jobs, before=builds and builds.process)
     yield result
+    request.config.stash[_LANE].close()
     if builds:
         builds.close()
+
+
+_LANE = pytest.StashKey["lane.Lane"]()
+LANE_TIMEOUT_S = 1200
+
+
+@pytest.fixture(scope="session")
+def lane_result(request):
+    """``lane_result(job)``: the folder of a lane job (tests/support/lane.py) once it has run; the test must be marked ``lane(job)``."""
+    return lambda job: request.config.stash[_LANE].result(job, LANE_TIMEOUT_S)
+
+
+def pytest_runtest_setup(item):
+    _skip_or_fail_without_what_it_needs(item)
+    lane_ = item.config.stash.get(_LANE, None)
+    if lane_ and item.get_closest_marker("alone") and not lane_.paused:
+        lane_.pause()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Resumes the lane after ``alone`` tests, unless the next is one too (a module of them shares its Chromium)."""
+    lane_ = item.config.stash.get(_LANE, None)
+    if lane_ and lane_.paused and not (nextitem and nextitem.get_closest_marker("alone")):
+        lane_.resume()
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,13 @@
 
 import json
 import pathlib
+import textwrap
 
 import pytest
 
-from benchmarks import common, gpu, inference, pipeline, ray_workers, run, scaling, training
+from benchmarks import common, inference, pipeline, ray_workers, run, training
+
+import lane
 
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
@@ -117,25 +120,49 @@ def test_pipeline_rate_is_compared_with_the_training_consumption():
     assert part["goals"][0]["value"] == measured["ratio"]
 
 
+def _part_in_lane(code, folder):
+    """A lane job: ``code`` (with TINY in scope) leaves a benchmark part in ``part``, saved as part.json."""
+    script = f"import json\nTINY = {TINY!r}\n{code}\njson.dump(part, open('part.json', 'w'), default=str)\n"
+    return [lane.python("-c", script)]
+
+
+def _scaling(folder):
+    """A lane job: the scaling part, one and two replicas."""
+    return _part_in_lane("from benchmarks import scaling\npart = scaling.run(batch=2, **TINY)", folder)
+
+
+def _gpu_script(folder):
+    """A lane job: the GPU part on CPU, Keras on JAX in the child that `gpu` starts, the torch reference in the job's process."""
+    code = textwrap.dedent(
+        """
+        from benchmarks import common, gpu
+        real = common.run_in_subprocess
+
+        def torch_in_process(module, function, kwargs, env=None):
+            if function == "torch_amp":
+                return dict(gpu.torch_amp(**kwargs), peak_rss_mib=0.0)
+            return real(module, function, kwargs, env)
+
+        common.run_in_subprocess = torch_in_process
+        part = gpu.run(batch=1, cases=("keras jax", gpu.REFERENCE), modes=(("infer", 1),), **{**TINY, "image_size": 32})
+        """
+    )
+    return _part_in_lane(code, folder)
+
+
 @pytest.mark.slow
-def test_scaling_times_one_and_two_replicas_in_a_subprocess():
-    part = scaling.run(batch=2, **TINY)
+@lane.reads(_scaling)
+def test_scaling_times_one_and_two_replicas_in_a_subprocess(lane_result):
+    part = json.loads((lane_result(_scaling) / "part.json").read_text())
     assert part.get("available", True), part
     assert [r["per_replica_batch"] for r in part["rows"]] == [2, 1]
     assert part["rows"][0]["ratio"] == 1.0
 
 
 @pytest.mark.slow
-def test_gpu_script_runs_keras_on_jax_without_tensorflow(monkeypatch):
-    real = common.run_in_subprocess
-
-    def torch_in_process(module, function, kwargs, env=None):
-        if function == "torch_amp":
-            return dict(gpu.torch_amp(**kwargs), peak_rss_mib=0.0)
-        return real(module, function, kwargs, env)
-
-    monkeypatch.setattr(common, "run_in_subprocess", torch_in_process)
-    part = gpu.run(batch=1, cases=("keras jax", gpu.REFERENCE), modes=(("infer", 1),), **{**TINY, "image_size": 32})
+@lane.reads(_gpu_script)
+def test_gpu_script_runs_keras_on_jax_without_tensorflow(lane_result):
+    part = json.loads((lane_result(_gpu_script) / "part.json").read_text())
     keras_row, torch_row = part["rows"]
     assert keras_row.get("available", True), keras_row
     assert keras_row["tensorflow_imported"] is False

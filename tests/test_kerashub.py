@@ -1,13 +1,16 @@
 """KerasHub presets: a checkpoint's main head, loaded back by KerasHub's own API in a new process."""
 
+import importlib.util
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import lane
 from markers import needs_torch
 
 pytestmark = pytest.mark.needs("keras_hub", 'pip install -e ".[kerashub]"')  # the test extra installs it
@@ -54,7 +57,6 @@ def _peaked_checkpoint(folder, variant, photo_paths):
     import keras_googlenet as kg
     from keras_googlenet.data import images
     from keras_googlenet.artifacts import model_info
-    from keras_googlenet.inference import runtimes
 
     keras.utils.set_random_seed(7)
     model = kg.GoogLeNet(variant=variant, input_shape=(SIZE, SIZE, 3), classes=len(CLASS_NAMES))
@@ -79,7 +81,6 @@ def _references(checkpoint, variant, photo_paths):
 
     import keras_googlenet as kg
     from keras_googlenet.data import images
-    from keras_googlenet.artifacts import model_info
     from keras_googlenet.inference import runtimes
 
     scaled = images.prepare_images(photo_paths, SIZE, variant)
@@ -93,45 +94,58 @@ def _references(checkpoint, variant, photo_paths):
     return probabilities, features_model.predict(scaled, verbose=0)
 
 
-@pytest.fixture(scope="module")
-def presets(tmp_path_factory, photo_paths):
-    """Both variants as presets: "bn" from Python (with a training summary), "paper" by the CLI."""
+def build_presets(root):
+    """Run in the lane: both variants as presets, "bn" from Python (with a training summary); their references."""
     from keras_googlenet.data import images
     from keras_googlenet.export import kerashub_preset
 
-    root = tmp_path_factory.mktemp("kerashub")
+    photo_paths = images.sample_photos()
     checkpoints = {variant: _peaked_checkpoint(root / variant, variant, photo_paths) for variant in ("bn", "paper")}
     summary = {"history": {"loss": [2.0, 1.5, 1.2]}, "evaluation": {"top1": 0.875, "examples": 40}, "global_batch_size": 32}
     (root / "bn" / "summary.json").write_text(json.dumps(summary))
-    paths = {"bn": kerashub_preset.save_preset(checkpoints["bn"], root / "bn_preset", name="googlenet_bn_photos")}
-    subprocess.run(
-        [sys.executable, "-m", "keras_googlenet.cli", "export", str(checkpoints["paper"]), "--format", "kerashub",
-         "--output-dir", str(root / "paper_export")],
-        check=True, timeout=600, capture_output=True,
-    )
-    paths["paper"] = str(root / "paper_export" / "kerashub")
-    references = {variant: _references(checkpoints[variant], variant, photo_paths) for variant in checkpoints}
-    crops = images.prepare_images(photo_paths, SIZE, "bn", raw_pixels=True)  # raw pixels: the preset scales them
-    np.save(root / "crops.npy", crops)
+    kerashub_preset.save_preset(checkpoints["bn"], root / "bn_preset", name="googlenet_bn_photos")
+    for variant, checkpoint in checkpoints.items():
+        probabilities, features = _references(checkpoint, variant, photo_paths)
+        np.savez(root / f"references_{variant}.npz", probabilities=probabilities, features=features)
+    np.save(root / "crops.npy", images.prepare_images(photo_paths, SIZE, "bn", raw_pixels=True))  # raw pixels: the preset scales them
+
+
+def _presets(folder):
+    """A lane job: `build_presets`; "paper"'s preset by the CLI; each loaded back by KerasHub on every backend, in new processes."""
+    paths = json.dumps({"bn": "bn_preset", "paper": "paper_export/kerashub"})
+    loaders = [(lane.python("-c", LOADER, paths, "crops.npy", "loaded_tensorflow.npz", "1"), {"KERAS_BACKEND": "tensorflow"})]
+    for backend in ("jax", "torch"):
+        if importlib.util.find_spec(backend):  # the torch test skips without it (needs_torch), and fails under CI
+            loaders.append((lane.python("-c", LOADER, paths, "crops.npy", f"loaded_{backend}.npz", "0"), {"KERAS_BACKEND": backend}))
+    return [
+        lane.python(__file__, str(folder)),
+        lane.python("-m", "keras_googlenet.cli", "export", "paper/best.keras", "--format", "kerashub", "--output-dir", "paper_export"),
+        *loaders,
+    ]
+
+
+@pytest.fixture(scope="module")
+def presets(lane_result):
+    """The lane's presets: their folders, the checkpoints' probabilities and features, and the photos' crops."""
+    root = lane_result(_presets)
+    saved = {variant: np.load(root / f"references_{variant}.npz") for variant in ("bn", "paper")}
+    references = {variant: (npz["probabilities"], npz["features"]) for variant, npz in saved.items()}
+    paths = {"bn": str(root / "bn_preset"), "paper": str(root / "paper_export" / "kerashub")}
     return {"root": root, "paths": paths, "references": references, "crops": root / "crops.npy"}
 
 
-def _load_in_new_process(presets, backend, check_bfloat16=False):
-    out = presets["root"] / f"loaded_{backend}.npz"
-    env = {**os.environ, "KERAS_BACKEND": backend}
-    subprocess.run(
-        [sys.executable, "-c", LOADER, json.dumps(presets["paths"]), str(presets["crops"]), str(out), str(int(check_bfloat16))],
-        check=True, timeout=600, env=env, capture_output=True,
-    )
-    return dict(np.load(out))
+def _loaded(presets, backend):
+    """What KerasHub loaded from the presets in a new process on ``backend``."""
+    return dict(np.load(presets["root"] / f"loaded_{backend}.npz"))
 
 
 @pytest.fixture(scope="module")
 def loaded_tensorflow(presets):
-    return _load_in_new_process(presets, "tensorflow", check_bfloat16=True)
+    return _loaded(presets, "tensorflow")
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 def test_reference_probabilities_are_peaked_so_a_1e5_tolerance_means_something(presets):
     for probabilities, _ in presets["references"].values():
         assert probabilities.max() > 0.95
@@ -139,6 +153,7 @@ def test_reference_probabilities_are_peaked_so_a_1e5_tolerance_means_something(p
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_image_classifier_from_preset_gives_the_checkpoint_probabilities_on_the_photos(presets, loaded_tensorflow, variant):
     expected, _ = presets["references"][variant]
@@ -147,6 +162,7 @@ def test_image_classifier_from_preset_gives_the_checkpoint_probabilities_on_the_
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_backbone_from_preset_gives_the_include_top_false_features(presets, loaded_tensorflow, variant):
     _, expected = presets["references"][variant]
@@ -157,21 +173,24 @@ def test_backbone_from_preset_gives_the_include_top_false_features(presets, load
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_preset_carries_the_checkpoint_class_names(loaded_tensorflow, variant):
     assert loaded_tensorflow[f"{variant}_class_names"].tolist() == CLASS_NAMES
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_from_preset_with_bfloat16_builds_bfloat16_weights(loaded_tensorflow, variant):
     assert loaded_tensorflow[f"{variant}_bfloat16_dtypes"].tolist() == ["bfloat16"]
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 @pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=needs_torch)])
 def test_presets_give_the_same_probabilities_and_features_on_other_backends(presets, backend):
-    loaded = _load_in_new_process(presets, backend)
+    loaded = _loaded(presets, backend)
     for variant, (probabilities, features) in presets["references"].items():
         np.testing.assert_allclose(loaded[f"{variant}_features"], features, atol=1e-5 * np.abs(features).max(), rtol=0)
         # Other convolution kernels round differently: logits several units
@@ -182,6 +201,7 @@ def test_presets_give_the_same_probabilities_and_features_on_other_backends(pres
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 def test_preset_has_keras_hub_files_a_model_card_and_our_name(presets):
     bn, paper = (presets["paths"][variant] for variant in ("bn", "paper"))
     for folder in (bn, paper):
@@ -197,6 +217,7 @@ def test_preset_has_keras_hub_files_a_model_card_and_our_name(presets):
 
 
 @pytest.mark.slow
+@lane.reads(_presets)
 def test_model_card_names_the_variant_size_classes_training_and_how_to_load(presets):
     card = open(os.path.join(presets["paths"]["bn"], "README.md")).read()
     assert card.startswith("---\nlibrary_name: keras-hub\n")
@@ -298,3 +319,7 @@ def test_the_kerashub_classes_keep_the_registered_names_that_presets_carry():
     )}
     assert names == {name: f"keras_googlenet>{name}" for name in names}
     assert kerashub.GoogLeNetBackbone.__module__ == "keras_googlenet.kerashub"  # the module a preset's config.json names
+
+
+if __name__ == "__main__":
+    build_presets(pathlib.Path(sys.argv[1]))

@@ -1,11 +1,13 @@
 """The README's Python snippets run as printed and do what their comments say."""
 
+import json
 import math
 import pathlib
 import re
 
-import numpy as np
 import pytest
+
+import lane
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
@@ -24,15 +26,26 @@ def test_the_model_snippet_fits_and_predicts_on_the_same_preprocessed_images():
     assert fitted == predicted and f"{fitted} = kg.preprocess_input(images)" in code
 
 
+def _model_snippet(folder):
+    """A lane job: the snippet run as printed on 64 random images and labels; its losses and output shapes saved."""
+    # Two steps of 32 random images.
+    (folder / "snippet.py").write_text(
+        "import json\nimport numpy as np\nrng = np.random.default_rng(0)\n"
+        "images = rng.integers(0, 256, (64, 224, 224, 3)).astype('float32')\ny = rng.integers(0, 1000, 64)\n"
+        + _snippet("The model")
+        + "\njson.dump({'history': model.history.history, 'shapes': [list(p.shape) for p in probs]}, open('out.json', 'w'))\n"
+    )
+    return [lane.python("snippet.py")]
+
+
 @pytest.mark.slow
-def test_the_model_snippet_run_as_printed_trains_without_exploding_losses():
-    # Two steps of 32 random images. The untrained paper variant (no batch
-    # norm) starts far from chance on its auxiliary heads even on scaled
-    # input (aux1 about 25 here), so only the main head is held near ln(1000).
-    rng = np.random.default_rng(0)
-    namespace = {"images": rng.integers(0, 256, (64, 224, 224, 3)).astype("float32"), "y": rng.integers(0, 1000, 64)}
-    exec(_snippet("The model"), namespace)
-    history = namespace["model"].history.history
+@lane.reads(_model_snippet)
+def test_the_model_snippet_run_as_printed_trains_without_exploding_losses(lane_result):
+    # The untrained paper variant (no batch norm) starts far from chance on
+    # its auxiliary heads even on scaled input (aux1 about 25 here), so only
+    # the main head is held near ln(1000).
+    out = json.loads((lane_result(_model_snippet) / "out.json").read_text())
+    history = out["history"]
     assert all(math.isfinite(value) for name in ("main_loss", "aux1_loss", "aux2_loss") for value in history[name]), history
     assert history["main_loss"][-1] < 2 * math.log(1000), history
-    assert namespace["probs"][0].shape == (64, 1000)
+    assert out["shapes"][0] == [64, 1000]

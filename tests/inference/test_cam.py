@@ -1,14 +1,13 @@
 """Grad-CAM maps: where they peak, when they are flat, their shapes, heads, backends and errors."""
 
-import os
+import functools
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
 import pytest
 
+import lane
 from markers import needs_torch
 
 import keras_googlenet as kg
@@ -122,31 +121,40 @@ def test_images_of_the_wrong_size_are_refused():
         cam.grad_cam(model, np.zeros((1, 64, 64, 3)))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("backend", ["jax", pytest.param("torch", marks=needs_torch)])
-def test_jax_and_torch_give_the_maps_tensorflow_gives(backend, tmp_path):
-    model = kg.GoogLeNet(variant="paper", input_shape=(SIZE, SIZE, 3), classes=3)
-    model.save_weights(tmp_path / "w.weights.h5")
-    images = np.random.default_rng(5).uniform(-1, 1, (2, SIZE, SIZE, 3)).astype("float32")
-    np.save(tmp_path / "x.npy", images)
-    expected = {head: cam.grad_cam(model, images, class_index=1, head=head)[0] for head in cam.HEADS}
+def _maps_on(backend, folder):
+    """A lane job: random "paper" weights, images and their Grad-CAM maps per head, computed on ``backend``."""
     script = textwrap.dedent(
         f"""
         import numpy as np, keras, keras_googlenet as kg
         from keras_googlenet.inference import cam
         assert keras.backend.backend() == {backend!r}
+        keras.utils.set_random_seed(5)
         model = kg.GoogLeNet(variant="paper", input_shape=({SIZE}, {SIZE}, 3), classes=3)
-        model.load_weights({str(tmp_path / "w.weights.h5")!r})
-        x = np.load({str(tmp_path / "x.npy")!r})
-        np.savez({str(tmp_path / "out.npz")!r}, **{{h: cam.grad_cam(model, x, class_index=1, head=h)[0] for h in cam.HEADS}})
+        model.save_weights("w.weights.h5")
+        x = np.random.default_rng(5).uniform(-1, 1, (2, {SIZE}, {SIZE}, 3)).astype("float32")
+        np.save("x.npy", x)
+        np.savez("maps.npz", **{{h: cam.grad_cam(model, x, class_index=1, head=h)[0] for h in cam.HEADS}})
         """
     )
-    env = dict(os.environ, KERAS_BACKEND=backend, JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    got = np.load(tmp_path / "out.npz")
+    return [(lane.python("-c", script), {"KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"})]
+
+
+MAPS_ON = {backend: functools.partial(_maps_on, backend) for backend in ("jax", "torch")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "backend",
+    [pytest.param("jax", marks=lane.reads(MAPS_ON["jax"])), pytest.param("torch", marks=[needs_torch, lane.reads(MAPS_ON["torch"])])],
+)
+def test_jax_and_torch_give_the_maps_tensorflow_gives(backend, lane_result):
+    folder = lane_result(MAPS_ON[backend])
+    model = kg.GoogLeNet(variant="paper", input_shape=(SIZE, SIZE, 3), classes=3)
+    model.load_weights(folder / "w.weights.h5")
+    images, got = np.load(folder / "x.npy"), np.load(folder / "maps.npz")
     for head in cam.HEADS:
-        np.testing.assert_allclose(got[head], expected[head], atol=2e-3)
+        expected = cam.grad_cam(model, images, class_index=1, head=head)[0]
+        np.testing.assert_allclose(got[head], expected, atol=2e-3)
 
 
 @pytest.fixture(scope="module")

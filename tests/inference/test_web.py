@@ -33,7 +33,7 @@ DIGITS_ON_THE_PAGE = 12
 # Where to keep the README's screenshot (docs/web/page.png); a tmp_path otherwise.
 SCREENSHOT_ENV = "KERAS_GOOGLENET_WEB_SCREENSHOT"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.alone]  # Chromium: about 2 GB
 
 
 def _missing():

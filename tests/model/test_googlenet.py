@@ -1,8 +1,5 @@
 """The builder against the paper: outputs, Table 1, parameter counts, sizes, round trips."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import keras
@@ -12,6 +9,8 @@ import pytest
 import keras_googlenet as kg
 from keras_googlenet.model import architecture
 from keras_googlenet.model.googlenet import head_parameter_counts
+
+import lane
 
 # Table 1 of "Going deeper with convolutions", typed in from the paper as the
 # test's own oracle: input channels, #1x1, #3x3 reduce, #3x3, #5x5 reduce,
@@ -255,9 +254,8 @@ def test_weights_file_is_loaded(tmp_path):
         np.testing.assert_array_equal(before.numpy(), after.numpy())
 
 
-@pytest.mark.slow  # a JAX process compiling GoogLeNet; test_preprocessing's JAX check stays in the quick tier
-@pytest.mark.needs("jax", "pip install jax[cpu]")
-def test_model_builds_and_runs_on_the_jax_backend_without_importing_tensorflow():
+def _jax_build(folder):
+    """A lane job: a JAX process builds GoogLeNet and predicts, and says whether TensorFlow was imported."""
     script = textwrap.dedent(
         """
         import sys
@@ -268,10 +266,14 @@ def test_model_builds_and_runs_on_the_jax_backend_without_importing_tensorflow()
         main, aux1, aux2 = model.predict(np.ones((2, 80, 80, 3), "float32"), verbose=0)
         assert main.shape == (2, 10) and np.allclose(main.sum(axis=1), 1.0, atol=1e-5), main
         assert "tensorflow" not in sys.modules, "building GoogLeNet on JAX imported TensorFlow"
-        print("jax ok")
+        open("jax_ok", "w").close()
         """
     )
-    env = dict(os.environ, KERAS_BACKEND="jax", JAX_PLATFORMS="cpu")
-    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "jax ok" in result.stdout
+    return [(lane.python("-c", script), {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"})]
+
+
+@pytest.mark.slow  # a JAX process compiling GoogLeNet; test_preprocessing's JAX check stays in the quick tier
+@pytest.mark.needs("jax", "pip install jax[cpu]")
+@lane.reads(_jax_build)
+def test_model_builds_and_runs_on_the_jax_backend_without_importing_tensorflow(lane_result):
+    assert (lane_result(_jax_build) / "jax_ok").exists()

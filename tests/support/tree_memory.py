@@ -30,17 +30,23 @@ def sample(pid, folder):
 
     root, me = psutil.Process(pid), os.getpid()
     peaks, by_test = {"rss": [0, ""], "pss": [0, ""]}, {}
+    # TREE_MEMORY_TIMELINE=FILE: one line a second, seconds, pytest's own PSS, the tree's PSS (GiB), the test.
+    timeline = open(os.environ["TREE_MEMORY_TIMELINE"], "w", buffering=1) if os.environ.get("TREE_MEMORY_TIMELINE") else None
+    started = time.monotonic()
     while root.is_running() and not (folder / "stop").exists():
         test = (folder / "current").read_text() if (folder / "current").exists() else "(collection)"
-        rss = pss = 0
+        rss = pss = own = 0
         for member in [root] + root.children(recursive=True):
             try:
                 if member.pid != me:
                     full = member.memory_full_info()
                     rss, pss = rss + full.rss, pss + full.pss
+                    own = full.pss if member.pid == pid else own
             except psutil.Error:
                 pass
         by_test[test] = max(by_test.get(test, 0), pss)
+        if timeline:
+            timeline.write(f"{time.monotonic() - started:.0f}\t{own / GIB:.2f}\t{pss / GIB:.2f}\t{test}\n")
         for key, value in (("rss", rss), ("pss", pss)):
             if value > peaks[key][0]:
                 peaks[key] = [value, test]

@@ -85,6 +85,7 @@ def test_every_replica_writes_to_one_shared_read_write_many_volume_and_runs_the_
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # a chief and a worker, each a TensorFlow process training the real network: about 2.4 GB
 def test_the_replicas_train_together_with_the_tf_config_the_operator_gives_them(manifest, tmp_path):
     tfjob, _ = manifest
     output_dir, temporary = tmp_path / "runs" / "googlenet", tmp_path / "tmp"

@@ -113,6 +113,7 @@ def test_a_workers_bad_input_is_raised_on_the_driver_as_its_own_one_line_error(f
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # Ray's cluster: 3 GB (two TensorFlow workers, the driver and Ray's TrainController)
 @pytest.mark.timeout(RUN_TIMEOUT_S + 60)  # 100 s on 2026-12-05
 def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp_path):
     out, scratch = tmp_path / "out", tmp_path / "tmp"

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import tiny_googlenet
 from keras_googlenet.training import cluster, run as training
+
+import lane
+import tiny_googlenet
 
 
 @pytest.mark.parametrize("epoch", [0, 1, 7, 8, 9, 15, 16, 23, 24, 40, 100])
@@ -95,17 +97,26 @@ def test_bad_arguments_raise_before_any_data_is_read(arguments, message, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.slow
-def test_short_training_on_digits_beats_chance_and_saves_the_averaged_weights(tmp_path):
-    output_dir = tmp_path / "run"
+def _short_training(folder):
+    """A lane job: two short epochs of the real network on the digits, into folder/run; the evaluation saved."""
     # Small and fast: 32 px without the aux heads (which need 79 px).
-    result = training.train(
-        output_dir=output_dir, epochs=2, steps_per_epoch=40, batch_size=32, image_size=32, aux_heads=False,
-        learning_rate=0.01, use_ema=True, ema_momentum=0.8, verbose=0, print_fn=lambda line: None,
+    script = (
+        "import json\nfrom keras_googlenet.training import run\n"
+        "result = run.train(output_dir='run', epochs=2, steps_per_epoch=40, batch_size=32, image_size=32, aux_heads=False,"
+        " learning_rate=0.01, use_ema=True, ema_momentum=0.8, verbose=0, print_fn=lambda line: None)\n"
+        "json.dump(result.evaluation, open('evaluation.json', 'w'))\n"
     )
+    return [lane.python("-c", script)]
+
+
+@pytest.mark.slow
+@lane.reads(_short_training)
+def test_short_training_on_digits_beats_chance_and_saves_the_averaged_weights(lane_result):
+    output_dir = lane_result(_short_training) / "run"
+    evaluation = json.loads((output_dir.parent / "evaluation.json").read_text())
     # 10 classes: chance is 10%.
-    assert result.evaluation["examples"] == 359
-    assert result.evaluation["top1"] > 0.3, result.evaluation
+    assert evaluation["examples"] == 359
+    assert evaluation["top1"] > 0.3, evaluation
 
     with open(output_dir / "history.csv", newline="") as file:
         rows = list(csv.DictReader(file))
@@ -115,7 +126,7 @@ def test_short_training_on_digits_beats_chance_and_saves_the_averaged_weights(tm
     assert (output_dir / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list((output_dir / "tensorboard" / "train").glob("events.out.tfevents.*"))
     assert (output_dir / "labels.txt").read_text().split() == [str(digit) for digit in range(10)]
-    assert json.loads((output_dir / "summary.json").read_text())["evaluation"] == result.evaluation
+    assert json.loads((output_dir / "summary.json").read_text())["evaluation"] == evaluation
 
     # With EMA the checkpoints hold the averaged weights; the backup holds
     # the raw ones (and the average in the optimizer) so training can go on.
