@@ -57,6 +57,11 @@ def pytest_terminal_summary(terminalreporter):
     total = sum(seconds.values())
     if total < 60:
         return
+    lane_ = terminalreporter.config.stash.get(_LANE, None)
+    if lane_ and lane_.steps:
+        terminalreporter.write_sep("=", "the lane's steps (tests/support/lane.py)")
+        for line in lane_.summary():
+            terminalreporter.write_line(line)
     terminalreporter.write_sep("=", f"time by test file ({total:.0f} s in all)")
     for path, spent in sorted(seconds.items(), key=lambda item: -item[1])[:25]:
         terminalreporter.write_line(f"{spent:7.1f} s {100 * spent / total:5.1f}%  {path}")

@@ -48,6 +48,7 @@ class Lane:
         self.done, self.failed = {}, {}
         self.condition = threading.Condition()
         self.paused, self.running, self.process = 0, None, None
+        self.steps = []  # (job, seconds, peak RSS in MiB) per step run
         self.closed = False
         self.thread = threading.Thread(target=self._run, name="lane", daemon=True)
         self.thread.start()
@@ -125,12 +126,28 @@ class Lane:
                         if self.closed:
                             return "the session ended first"
                         self.process = subprocess.Popen(argv, cwd=folder, env={**env, **extra_env}, stdout=log, stderr=subprocess.STDOUT)
-                    if self.process.wait() != 0:
+                    returncode, seconds, peak_mib = self._wait()
+                    log.write(f"# {seconds:.1f} s, peak RSS {peak_mib:.0f} MiB (the step's own process)\n")
+                    self.steps.append((job, seconds, peak_mib))
+                    if returncode != 0:
+                        log.flush()
                         tail = (folder / "log.txt").read_text()[-3000:]
-                        return f"{argv[:3]} exited with {self.process.returncode}; the log ({folder / 'log.txt'}) ends:\n{tail}"
+                        return f"{argv[:3]} exited with {returncode}; the log ({folder / 'log.txt'}) ends:\n{tail}"
         except Exception as error:  # the job's own function: reported to its tests, not lost in this thread
             return f"{type(error).__name__}: {error}"
         return folder
+
+
+    def _wait(self):
+        """The running step's exit status, seconds and peak RSS (MiB; os.wait4 reports the child's own)."""
+        started = time.monotonic()
+        _, status, usage = os.wait4(self.process.pid, 0)
+        self.process.returncode = os.waitstatus_to_exitcode(status)
+        return self.process.returncode, time.monotonic() - started, usage.ru_maxrss / 1024
+
+    def summary(self):
+        """One line per step run: the job, its seconds and its peak RSS."""
+        return [f"{seconds:6.1f} s {peak:6.0f} MiB  {job}" for job, seconds, peak in self.steps]
 
 
 def reads(job):
