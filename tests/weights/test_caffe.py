@@ -362,7 +362,6 @@ KERAS_OUTPUTS = {  # OpenCV blob name -> Keras layer name
 
 @needs_opencv
 @pytest.mark.slow
-@pytest.mark.alone  # OpenCV's 224 px net in a child beside this process's: 6.6 GB of tree beside the digits builds
 def test_three_heads_match_opencv_at_224_px_from_a_v1_file(peaked_model, photo_paths, tmp_path):
     import keras
 

@@ -217,7 +217,6 @@ def imagenet_from_file_url(checkpoints, tmp_path, monkeypatch):
 
 @needs_torch
 @pytest.mark.slow
-@pytest.mark.alone  # three 224 px GoogLeNets and torch's reader: 6.8 GB of tree beside the digits builds
 def test_imagenet_weights_are_downloaded_converted_once_then_read_from_the_cache(
     imagenet_from_file_url, checkpoints, tmp_path, monkeypatch
 ):
