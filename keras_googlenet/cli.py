@@ -47,7 +47,28 @@ def _finish(parser, handler, *, check=None, **library_names):
             flags[action.dest] = action.metavar or action.dest.upper()
     flags.update({name: flags[dest] for name, dest in library_names.items()})
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    parser.set_defaults(handler=handler, check=check or (lambda args: None), flags=flags)
+    parser.set_defaults(handler=handler, check=_local_paths_first(check), flags=flags)
+
+
+# The arguments that name files or folders this package reads or writes
+# itself. Not --data-dir or --manual-dir: tensorflow-datasets reads those,
+# and reads gs:// itself.
+PATH_ARGUMENTS = ("output_dir", "checkpoint", "model", "exports", "cam", "data", "labels", "calibration_data", "images", "image", "weights")
+
+
+def _local_paths_first(check):
+    """``check``, after refusing any path argument that is a URI (storage.check_local): nothing may go to a folder named ``gs:``."""
+    from keras_googlenet import storage  # light: no TensorFlow
+
+    def checked(args):
+        for name in PATH_ARGUMENTS:
+            value = getattr(args, name, None)
+            for path in value if isinstance(value, list) else [value]:
+                storage.check_local(path, name)
+        if check:
+            check(args)
+
+    return checked
 
 
 def _add_summary(subparsers):

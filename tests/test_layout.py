@@ -9,9 +9,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_googlenet"
 # Lowest first: a module imports only from its own stage or the ones before it.
 # The model stage is two packages: the network, and its pretrained weights,
 # which stay at keras_googlenet.weights (public since 0.1); kerashub wraps the
-# model in KerasHub's classes. defaults and native_stderr import nothing of ours.
+# model in KerasHub's classes. defaults, native_stderr and storage import nothing of ours.
 STAGES = (
-    ("defaults", "native_stderr", "_lazy", "_moved"),
+    ("defaults", "native_stderr", "storage", "_lazy", "_moved"),
     ("model", "weights", "kerashub"),
     ("data",),
     ("artifacts",),

@@ -22,7 +22,7 @@ import tempfile
 import numpy as np
 
 from keras_googlenet.data import images as images_lib
-from keras_googlenet import native_stderr
+from keras_googlenet import native_stderr, storage
 from keras_googlenet.artifacts import model_info, tflite_metadata
 from keras_googlenet.model import scaling
 from keras_googlenet.model.architecture import STEM_CONV1 as CONV1  # where the RGB to BGR swap folds in
@@ -567,6 +567,7 @@ def _prepare_output_dir(folder, argument):
 
 def _check_output_dir(folder, argument):
     """Raises unless ``folder`` is, or can be created as, a writable folder; creates nothing."""
+    storage.check_local(folder, argument)
     folder = pathlib.Path(folder)
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"`{argument}` must be a folder, but it is an existing file. Received: {argument}={str(folder)!r}")

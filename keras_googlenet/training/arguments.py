@@ -15,6 +15,7 @@ import pathlib
 from keras_googlenet.model import architecture
 from keras_googlenet.training import output_lock
 from keras_googlenet.data import sources
+from keras_googlenet import storage
 from keras_googlenet.defaults import DEFAULT_DATA, MIXED_PRECISION_POLICIES, SCHEDULES, SPLITS, STRATEGIES
 
 def check_train_arguments(**arguments):
@@ -104,6 +105,7 @@ def check_data(data):
     """Raises if ``data`` is not a source name, or is a path but no existing folder."""
     if not isinstance(data, (str, os.PathLike)) or not os.fspath(data):
         raise ValueError(f"`data` must be 'digits', a folder path or a tfds name. Received: data={data!r}")
+    storage.check_local(data, "data")
     if not sources.data_is_path(data):
         return  # tfds' catalogue needs TensorFlow: a tfds name is checked when it is loaded
     folder = pathlib.Path(data).expanduser()
@@ -136,6 +138,7 @@ def _shown(data):
 def _check_output_dir(output_dir):
     if not isinstance(output_dir, (str, os.PathLike)) or not os.fspath(output_dir):
         raise ValueError(f"`output_dir` must be a folder path. Received: output_dir={output_dir!r}")
+    storage.check_local(output_dir, "output_dir")
     path = pathlib.Path(output_dir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"`output_dir` must be a folder, not a file. Received: output_dir={_shown(output_dir)}")

@@ -1,0 +1,83 @@
+"""Paths that are URIs: refused in one line naming the argument, before anything is written or TensorFlow loads."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from keras_googlenet import cli, storage
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        ("gs://bucket/runs/g1", "gs"),
+        ("S3://bucket/x", "s3"),
+        ("hdfs://namenode/runs", "hdfs"),
+        ("http://example.com/w.h5", "http"),
+        (pathlib.Path("gs://bucket/runs/g1"), "gs"),  # pathlib made it "gs:/bucket/runs/g1"
+        ("runs/googlenet", None),
+        ("/abs/best.keras", None),
+        ("gs:/bucket", None),  # a string with one slash is a local folder named "gs:"... as the user typed it
+        ("C:\\runs", None),
+        (None, None),
+        (3, None),
+    ],
+)
+def test_scheme_is_found_only_in_a_uri(path, expected):
+    assert storage.scheme(path) == expected
+
+
+@pytest.mark.parametrize(
+    "argv, flag, value, hint",
+    [
+        (["train", "--output-dir", "gs://my-bucket/runs/g1"], "--output-dir", "gs://my-bucket/runs/g1", "gcloud storage cp -r"),
+        (["train", "--output-dir", "s3://my-bucket/runs/g1"], "--output-dir", "s3://my-bucket/runs/g1", "aws s3 cp --recursive"),
+        (["train", "--data", "gs://my-bucket/photos"], "--data", "gs://my-bucket/photos", "Google Cloud Storage"),
+        (["export", "gs://b/best.keras"], "CHECKPOINT", "gs://b/best.keras", "Google Cloud Storage"),
+        (["export", "best.keras", "--output-dir", "hdfs://nn/exports"], "--output-dir", "hdfs://nn/exports", "hdfs:// URIs are not supported"),
+        (["predict", "s3://b/googlenet.tflite", "photo.jpg"], "MODEL", "s3://b/googlenet.tflite", "Amazon S3"),
+        (["predict", "best.keras", "photo.jpg", "gs://b/x.jpg"], "IMAGES", "gs://b/x.jpg", "Google Cloud Storage"),
+        (["evaluate", "gs://b/best.keras"], "CHECKPOINT", "gs://b/best.keras", "Google Cloud Storage"),
+        (["verify", "best.keras", "s3://b/exports"], "EXPORTS", "s3://b/exports", "Amazon S3"),
+    ],
+)
+def test_a_uri_is_refused_in_one_line_naming_the_flag_and_nothing_is_written(argv, flag, value, hint, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"keras-googlenet {argv[0]}: error: ") and "\n" not in err, err
+    assert f"Received: {flag}={value!r}" in err and hint in err, err
+    assert list(tmp_path.iterdir()) == []  # never a local folder named "gs:"
+
+
+def test_the_refusal_comes_before_tensorflow_is_imported(tmp_path):
+    code = (
+        "import sys\nfrom keras_googlenet import cli\nstatus = cli.main(sys.argv[1:])\n"
+        "print(status, [m for m in ('tensorflow', 'keras') if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "train", "--output-dir", "gs://my-bucket/runs/g1"],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )
+    assert result.stdout.split() == ["2", "[]"], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_python_api_refuses_a_uri_output_dir_before_writing(tmp_path, monkeypatch):
+    from keras_googlenet.export import convert
+    from keras_googlenet.training import run
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"`output_dir` is a Google Cloud Storage URI.*Received: output_dir='gs://b/r'$"):
+        run.train(output_dir="gs://b/r")
+    with pytest.raises(ValueError, match=r"`data` is a Google Cloud Storage URI.*Received: data='gs://b/photos'$"):
+        run.train(data="gs://b/photos", output_dir="run")
+    with pytest.raises(ValueError, match=r"`output_dir` is an Amazon S3 URI.*Received: output_dir='s3://b/exports'$"):
+        convert.export(tmp_path / "best.keras", "s3://b/exports")
+    assert list(tmp_path.iterdir()) == []
