@@ -15,6 +15,7 @@ passes that check to `_finish`, which runs before TensorFlow is imported.
 import argparse
 import os
 import re
+import signal
 import sys
 
 from keras_googlenet import defaults
@@ -272,7 +273,19 @@ def _train(args):
         return _train_on_ray(args, kwargs)
     from keras_googlenet.training import run as training
 
+    # Kubernetes, Vertex AI and the clouds stop a preempted machine with
+    # SIGTERM, then SIGKILL after a grace period: unwind as Ctrl-C does, so
+    # that the lock is released and no file is left half-written.
+    signal.signal(signal.SIGTERM, _raise_terminated)
     training.train(**kwargs)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during `train`: a KeyboardInterrupt, so that Keras and `train` unwind from it as from Ctrl-C."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
 
 
 def _train_on_ray(args, kwargs):
@@ -371,6 +384,10 @@ def main(argv=None):
     except (ValueError, OSError) as error:  # bad input; FileNotFoundError and PermissionError are OSErrors
         _report(args.command, _name_flags(_first_line(error), args.flags))
         return 2
+    except Terminated:
+        where = f" in {args.output_dir}" if getattr(args, "output_dir", None) else ""
+        _report(args.command, f"stopped by SIGTERM; the backup{where} holds the last finished epoch: run the same command to resume there")
+        return TERMINATED_STATUS
     except KeyboardInterrupt:
         _report(args.command, "interrupted")
         return 130
@@ -378,6 +395,11 @@ def main(argv=None):
         _report(args.command, f"{type(error).__name__}: {_first_line(error)} (run with --debug for the traceback)")
         return 1
     return status or 0
+
+
+# 128 + SIGTERM, as a shell reports it: not 0, so that a TFJob's chief stopped
+# this way does not end the job as succeeded (restartPolicy: OnFailure restarts it).
+TERMINATED_STATUS = 143
 
 
 def _report(command, message):
