@@ -80,35 +80,36 @@ def train_on_ray(
     check_ray_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures)
     ray, ray_train, TensorflowTrainer = _import_ray()
     output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
-    started = _init_ray(ray, address, debug)
-    try:
-        relay = None if debug else _Relay()
-        trainer = TensorflowTrainer(
-            _worker_loop,
-            train_loop_config={
-                "train_kwargs": {**train_kwargs, "output_dir": output_dir}, "cpus": cpus_per_worker,
-                "relay": None if relay is None else relay.queue,
-            },
-            scaling_config=ray_train.ScalingConfig(
-                num_workers=workers, use_gpu=gpus_per_worker > 0,
-                resources_per_worker={"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})},
-            ),
-            run_config=ray_train.RunConfig(
-                storage_path=os.path.join(output_dir, RAY_STORAGE_DIR),
-                failure_config=ray_train.FailureConfig(max_failures=max_failures),
-            ),
-        )
-        with contextlib.nullcontext() if relay is None else relay:
-            try:
-                return trainer.fit()
-            except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
-                bad_input = _bad_input(error)
-                if bad_input is None:
-                    raise
-                raise bad_input from None
-    finally:
-        if started:
-            ray.shutdown()
+    with contextlib.nullcontext() if debug else _raylet_errors_kept_out():
+        started = _init_ray(ray, address, debug)
+        try:
+            relay = None if debug else _Relay()
+            trainer = TensorflowTrainer(
+                _worker_loop,
+                train_loop_config={
+                    "train_kwargs": {**train_kwargs, "output_dir": output_dir}, "cpus": cpus_per_worker,
+                    "relay": None if relay is None else relay.queue,
+                },
+                scaling_config=ray_train.ScalingConfig(
+                    num_workers=workers, use_gpu=gpus_per_worker > 0,
+                    resources_per_worker={"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})},
+                ),
+                run_config=ray_train.RunConfig(
+                    storage_path=os.path.join(output_dir, RAY_STORAGE_DIR),
+                    failure_config=ray_train.FailureConfig(max_failures=max_failures),
+                ),
+            )
+            with contextlib.nullcontext() if relay is None else relay:
+                try:
+                    return trainer.fit()
+                except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
+                    bad_input = _bad_input(error)
+                    if bad_input is None:
+                        raise
+                    raise bad_input from None
+        finally:
+            if started:
+                ray.shutdown()
 
 
 def _worker_loop(config):
@@ -210,6 +211,36 @@ def _report(ray_train, result, chief):
     with tempfile.TemporaryDirectory(prefix="keras_googlenet_ray_") as folder:
         pathlib.Path(folder, "summary.json").write_text(json.dumps(summary, indent=2))
         ray_train.report(summary, checkpoint=ray_train.Checkpoint.from_directory(folder))
+
+
+@contextlib.contextmanager
+def _raylet_errors_kept_out():
+    """Sends the raylet's error messages to the ``ray`` logger (hidden without --debug) instead of stdout.
+
+    Ray's driver prints them whatever ``log_to_driver`` says: a thread
+    (``ray._private.worker.listen_error_messages``) hands each to
+    ``print_to_stdstream``. When a worker dies that is one ANSI-coloured line
+    of about 1,000 characters that guesses at an out-of-memory kill; the
+    driver's own line already says what happened. A private name: where a
+    Ray version lacks it, nothing changes.
+    """
+    from ray._private import worker
+
+    original = getattr(worker, "print_to_stdstream", None)
+
+    def to_the_log(data, *args, **kwargs):
+        if data.get("pid") != "raylet":
+            return original(data, *args, **kwargs)
+        for line in data.get("lines", ()):
+            logging.getLogger("ray").info("(raylet) %s", line)
+
+    if original is not None:
+        worker.print_to_stdstream = to_the_log
+    try:
+        yield
+    finally:
+        if original is not None:
+            worker.print_to_stdstream = original
 
 
 def _init_ray(ray, address, debug):
