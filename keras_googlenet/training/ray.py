@@ -80,36 +80,34 @@ def train_on_ray(
     check_ray_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures)
     ray, ray_train, TensorflowTrainer = _import_ray()
     output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
-    with contextlib.nullcontext() if debug else _raylet_errors_kept_out():
-        started = _init_ray(ray, address, debug)
+    with contextlib.ExitStack() as stack:
+        if not debug:
+            stack.enter_context(_raylet_errors_kept_out())  # entered first: left after ray.shutdown
+        if _init_ray(ray, address, debug):
+            stack.callback(ray.shutdown)
+        relay = None if debug else stack.enter_context(_Relay())
+        trainer = TensorflowTrainer(
+            _worker_loop,
+            train_loop_config={
+                "train_kwargs": {**train_kwargs, "output_dir": output_dir}, "cpus": cpus_per_worker,
+                "relay": None if relay is None else relay.queue,
+            },
+            scaling_config=ray_train.ScalingConfig(
+                num_workers=workers, use_gpu=gpus_per_worker > 0,
+                resources_per_worker={"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})},
+            ),
+            run_config=ray_train.RunConfig(
+                storage_path=os.path.join(output_dir, RAY_STORAGE_DIR),
+                failure_config=ray_train.FailureConfig(max_failures=max_failures),
+            ),
+        )
         try:
-            relay = None if debug else _Relay()
-            trainer = TensorflowTrainer(
-                _worker_loop,
-                train_loop_config={
-                    "train_kwargs": {**train_kwargs, "output_dir": output_dir}, "cpus": cpus_per_worker,
-                    "relay": None if relay is None else relay.queue,
-                },
-                scaling_config=ray_train.ScalingConfig(
-                    num_workers=workers, use_gpu=gpus_per_worker > 0,
-                    resources_per_worker={"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})},
-                ),
-                run_config=ray_train.RunConfig(
-                    storage_path=os.path.join(output_dir, RAY_STORAGE_DIR),
-                    failure_config=ray_train.FailureConfig(max_failures=max_failures),
-                ),
-            )
-            with contextlib.nullcontext() if relay is None else relay:
-                try:
-                    return trainer.fit()
-                except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
-                    bad_input = _bad_input(error)
-                    if bad_input is None:
-                        raise
-                    raise bad_input from None
-        finally:
-            if started:
-                ray.shutdown()
+            return trainer.fit()
+        except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
+            bad_input = _bad_input(error)
+            if bad_input is None:
+                raise
+            raise bad_input from None
 
 
 def _worker_loop(config):
