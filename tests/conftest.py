@@ -19,6 +19,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "needs(module, install): the test needs an optional module; skipped without it, failed under CI")
     config.addinivalue_line("markers", "lane(job): the test reads a job of the background lane (tests/support/lane.py)")
     config.addinivalue_line("markers", "alone: no lane job runs beside the test (its own children take gigabytes)")
+    config.addinivalue_line("markers", "after_alone: the file runs after the alone tests (it leaves the main process bigger, torch)")
 
 
 def _skip_or_fail_without_what_it_needs(item):
@@ -141,10 +142,14 @@ def pytest_collection_modifyitems(config, items):
             late_files.add(item.path)
         if item.get_closest_marker("alone"):
             alone_files.add(item.path)
+        if item.get_closest_marker("after_alone"):
+            late_files.add(item.path)
     # The other files first, beside the builds; then those whose tests run
     # alone (they wait for the builds to end, as the trained ones would);
     # then the trained files; the tests that read lane jobs last, one by one,
-    # so that the lane has run their jobs meanwhile.
+    # so that the lane has run their jobs meanwhile. Files marked
+    # ``after_alone`` join the trained ones: torch imported in the main
+    # process (180 MB) put Ray's cluster test over 6 GB.
     def part(item):
         if item.get_closest_marker("lane"):
             return 3

@@ -17,6 +17,8 @@ from keras_googlenet import weights
 from keras_googlenet.data import images
 from keras_googlenet.weights import registry, torch_checkpoint, torchvision
 
+pytestmark = pytest.mark.after_alone  # torch in the main process: after Ray's cluster test (conftest)
+
 # The constants of torchvision's Normalize and transform_input, written out
 # again here so that the algebra test does not reuse the code it checks.
 MEAN = np.array([0.485, 0.456, 0.406], dtype="float64")

@@ -17,6 +17,8 @@ import pytest
 from markers import needs_torch
 from keras_googlenet.weights.torch_checkpoint import load_state_dict
 
+pytestmark = pytest.mark.after_alone  # torch in the main process: after Ray's cluster test (conftest)
+
 FORMATS = {"zip": True, "legacy": False}  # torch.save's _use_new_zipfile_serialization
 
 
