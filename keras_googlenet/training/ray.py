@@ -1,8 +1,10 @@
 """Training on a Ray cluster: `training.train`, unchanged, on each Ray Train worker.
 
 `train_on_ray` starts (or joins) Ray, runs ``training.train(**train_kwargs)``
-as the ``train_loop_per_worker`` of `ray.train.tensorflow.TensorflowTrainer`,
-and returns Ray's `Result`. Ray gives each worker its ``TF_CONFIG``, so
+as the ``train_loop_per_worker`` of Ray Train's `DataParallelTrainer`, and
+returns Ray's `Result`. Each worker gets its ``TF_CONFIG`` (`ray_backend`, as
+Ray's `TensorflowTrainer` would give it, without importing TensorFlow in the
+driver), so
 `cluster.make_strategy` picks `MultiWorkerMirroredStrategy` there, and the
 chief (rank 0) writes the checkpoints and logs as in any multi-worker run.
 
@@ -78,7 +80,7 @@ def train_on_ray(
         fields of `training.TrainingResult`), ``.error`` the failure, if any.
     """
     check_ray_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures)
-    ray, ray_train, TensorflowTrainer = _import_ray()
+    ray, ray_train, ray_backend = _import_ray()
     output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
     with contextlib.ExitStack() as stack:
         if not debug:
@@ -86,8 +88,9 @@ def train_on_ray(
         if _init_ray(ray, address, debug):
             stack.callback(ray.shutdown)
         relay = None if debug else stack.enter_context(_Relay())
-        trainer = TensorflowTrainer(
+        trainer = ray_backend.data_parallel_trainer()(
             _worker_loop,
+            backend_config=ray_backend.TfConfig(),
             train_loop_config={
                 "train_kwargs": {**train_kwargs, "output_dir": output_dir}, "cpus": cpus_per_worker,
                 "relay": None if relay is None else relay.queue,
@@ -112,8 +115,9 @@ def train_on_ray(
 
 def _worker_loop(config):
     """One Ray Train worker: `training.train`, its output shown by the chief only."""
-    # Ray's TF backend sets TF_USE_LEGACY_KERAS=1 for Ray's own Keras
-    # callback, which needs tf_keras; we train with Keras 3 and report below.
+    # Ray's TF backend set TF_USE_LEGACY_KERAS=1 for Ray's own Keras callback,
+    # which needs tf_keras; ours (ray_backend) does not, and a cluster's
+    # environment might: we train with Keras 3 and report below.
     os.environ.pop("TF_USE_LEGACY_KERAS", None)
     cpus = max(1, int(config["cpus"]))
     # Ray sets OMP_NUM_THREADS to the worker's CPUs; TensorFlow's own pools
@@ -278,10 +282,11 @@ def _import_ray():
     try:
         import ray
         import ray.train
-        from ray.train.tensorflow import TensorflowTrainer
+
+        from keras_googlenet.training import ray_backend  # Ray's TensorflowTrainer would import TensorFlow here
     except ImportError as error:
         raise RayNotInstalled(f"Training on Ray needs Ray Train ({error}): {INSTALL_HINT}") from None
-    return ray, ray.train, TensorflowTrainer
+    return ray, ray.train, ray_backend
 
 
 def check_ray_arguments(workers, address=None, gpus_per_worker=0, cpus_per_worker=1, max_failures=DEFAULT_RAY_MAX_FAILURES):
