@@ -31,7 +31,7 @@ class _OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _finish(parser, handler, *, check=None, **library_names):
+def _finish(parser, handler, *, check=None, uri_arguments=(), **library_names):
     """Sets the handler, its light check, and the flag that each library argument name stands for.
 
     ``check(args)``, if given, runs before TensorFlow is imported (seconds):
@@ -39,6 +39,7 @@ def _finish(parser, handler, *, check=None, **library_names):
     ``library_names`` maps a library argument that differs from its option's
     dest to that dest, e.g. ``formats="format"``: a library ValueError saying
     ``Received: formats=...`` is then shown as ``Received: --format=...``.
+    ``uri_arguments`` name the path arguments that may be gs:// or s3:// URIs.
     """
     flags = {}
     for action in parser._actions:
@@ -48,7 +49,7 @@ def _finish(parser, handler, *, check=None, **library_names):
             flags[action.dest] = action.metavar or action.dest.upper()
     flags.update({name: flags[dest] for name, dest in library_names.items()})
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    parser.set_defaults(handler=handler, check=_local_paths_first(check), flags=flags)
+    parser.set_defaults(handler=handler, check=_local_paths_first(check, uri_arguments), flags=flags)
 
 
 # The arguments that name files or folders this package reads or writes
@@ -57,15 +58,19 @@ def _finish(parser, handler, *, check=None, **library_names):
 PATH_ARGUMENTS = ("output_dir", "checkpoint", "model", "exports", "cam", "data", "labels", "calibration_data", "images", "image", "weights")
 
 
-def _local_paths_first(check):
-    """``check``, after refusing any path argument that is a URI (storage.check_local): nothing may go to a folder named ``gs:``."""
+def _local_paths_first(check, uri_arguments=()):
+    """``check``, after refusing any path argument that is a URI it cannot take: nothing may go to a folder named ``gs:``.
+
+    The ``uri_arguments`` may be gs:// or s3:// URIs whose extra is installed
+    (`storage.check_path_or_uri`); the others must be local (`storage.check_local`).
+    """
     from keras_googlenet import storage  # light: no TensorFlow
 
     def checked(args):
         for name in PATH_ARGUMENTS:
             value = getattr(args, name, None)
             for path in value if isinstance(value, list) else [value]:
-                storage.check_local(path, name)
+                (storage.check_path_or_uri if name in uri_arguments else storage.check_local)(path, name)
         if check:
             check(args)
 
@@ -255,7 +260,7 @@ def _add_train(subparsers):
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
     parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
     _add_ray_options(parser)
-    _finish(parser, _train, check=_check_train, source="data", workers="ray_workers", address="ray_address", gpus_per_worker="ray_gpus_per_worker", cpus_per_worker="ray_cpus_per_worker", max_failures="ray_max_failures")
+    _finish(parser, _train, check=_check_train, uri_arguments=("output_dir",), source="data", workers="ray_workers", address="ray_address", gpus_per_worker="ray_gpus_per_worker", cpus_per_worker="ray_cpus_per_worker", max_failures="ray_max_failures")
 
 
 def _add_ray_options(parser):
@@ -318,9 +323,15 @@ def _train_arguments(args):
 
 
 def _check_train(args):
+    from keras_googlenet import storage
     from keras_googlenet.training import ray as ray_training, arguments as train_arguments  # both light: no TensorFlow, no Ray
 
     train_arguments.check_train_arguments(**_train_arguments(args))
+    if args.ray_workers is not None and storage.is_object_store(args.output_dir):
+        raise ValueError(
+            "--output-dir with --ray-workers must be a local folder (a shared volume) in this version; a gs:// or "
+            f"s3:// run folder works without Ray. Received: output_dir={args.output_dir!r}"
+        )
     if args.ray_workers is None and args.ray_address is not None:
         raise ValueError(f"--ray-address needs --ray-workers. Received: ray_address={args.ray_address!r}")
     if args.ray_workers is not None:
@@ -379,7 +390,8 @@ def main(argv=None):
         return args.handler(args) or 0
     try:
         args.check(args)  # before TensorFlow: a bad value answers at once, not after its import
-        _quiet_tensorflow()
+        if getattr(args, "ray_workers", None) is None:  # Ray's driver runs no TensorFlow: its workers do (0.5 GB)
+            _quiet_tensorflow()
         status = args.handler(args)
     except (ValueError, OSError) as error:  # bad input; FileNotFoundError and PermissionError are OSErrors
         _report(args.command, _name_flags(_first_line(error), args.flags))

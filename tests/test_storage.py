@@ -1,4 +1,8 @@
-"""Paths that are URIs: refused in one line naming the argument, before anything is written or TensorFlow loads."""
+"""URIs that an argument cannot take: refused in one line naming the argument, before anything is written or TensorFlow loads.
+
+`train --output-dir` takes gs:// and s3:// URIs (tests/training/test_object_store_output.py,
+on emulators); the other path arguments read local paths only, so far.
+"""
 
 import os
 import pathlib
@@ -35,8 +39,10 @@ def test_scheme_is_found_only_in_a_uri(path, expected):
 @pytest.mark.parametrize(
     "argv, flag, value, hint",
     [
-        (["train", "--output-dir", "gs://my-bucket/runs/g1"], "--output-dir", "gs://my-bucket/runs/g1", "gcloud storage cp -r"),
-        (["train", "--output-dir", "s3://my-bucket/runs/g1"], "--output-dir", "s3://my-bucket/runs/g1", "aws s3 cp --recursive"),
+        (["train", "--output-dir", "hdfs://nn/runs/g1"], "--output-dir", "hdfs://nn/runs/g1", "or a gs:// or s3:// URI: hdfs:// is not supported"),
+        (["train", "--output-dir", "gs:///runs"], "--output-dir", "gs:///runs", "must name a bucket"),
+        (["export", "best.keras", "--output-dir", "gs://b/exports"], "--output-dir", "gs://b/exports", "gcloud storage cp -r"),
+        (["export", "best.keras", "--output-dir", "s3://b/exports"], "--output-dir", "s3://b/exports", "aws s3 cp --recursive"),
         (["train", "--data", "gs://my-bucket/photos"], "--data", "gs://my-bucket/photos", "Google Cloud Storage"),
         (["export", "gs://b/best.keras"], "CHECKPOINT", "gs://b/best.keras", "Google Cloud Storage"),
         (["export", "best.keras", "--output-dir", "hdfs://nn/exports"], "--output-dir", "hdfs://nn/exports", "hdfs:// URIs are not supported"),
@@ -62,7 +68,7 @@ def test_the_refusal_comes_before_tensorflow_is_imported(tmp_path):
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(
-        [sys.executable, "-c", code, "train", "--output-dir", "gs://my-bucket/runs/g1"],
+        [sys.executable, "-c", code, "train", "--output-dir", "hdfs://nn/runs/g1"],
         env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.stdout.split() == ["2", "[]"], result.stderr
@@ -74,10 +80,29 @@ def test_the_python_api_refuses_a_uri_output_dir_before_writing(tmp_path, monkey
     from keras_googlenet.training import run
 
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValueError, match=r"`output_dir` is a Google Cloud Storage URI.*Received: output_dir='gs://b/r'$"):
-        run.train(output_dir="gs://b/r")
+    with pytest.raises(ValueError, match=r"`output_dir` must be a local path or a gs:// or s3:// URI: hdfs:// .*Received: output_dir='hdfs://b/r'$"):
+        run.train(output_dir="hdfs://b/r")
     with pytest.raises(ValueError, match=r"`data` is a Google Cloud Storage URI.*Received: data='gs://b/photos'$"):
         run.train(data="gs://b/photos", output_dir="run")
     with pytest.raises(ValueError, match=r"`output_dir` is an Amazon S3 URI.*Received: output_dir='s3://b/exports'$"):
         convert.export(tmp_path / "best.keras", "s3://b/exports")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("uri, module, extra", [("gs://b/run", "gcsfs", "gcs"), ("s3://b/run", "s3fs", "s3")])
+def test_a_bucket_without_its_extra_is_refused_naming_the_extra(uri, module, extra, tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == module else find_spec(name, *a))
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--output-dir", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and f'needs {module}: pip install "keras-googlenet[{extra}]"' in err, err
+    assert f"Received: --output-dir={uri!r}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bucket_uri_given_as_a_pathlib_path_is_refused_for_its_collapsed_slashes():
+    with pytest.raises(ValueError, match=r"as a string: a pathlib path collapses gs:// to gs:/"):
+        storage.check_path_or_uri(pathlib.Path("gs://b/run"), "output_dir")

@@ -138,7 +138,12 @@ def _shown(data):
 def _check_output_dir(output_dir):
     if not isinstance(output_dir, (str, os.PathLike)) or not os.fspath(output_dir):
         raise ValueError(f"`output_dir` must be a folder path. Received: output_dir={output_dir!r}")
-    storage.check_local(output_dir, "output_dir")
+    storage.check_path_or_uri(output_dir, "output_dir")
+    if storage.is_object_store(output_dir):
+        from keras_googlenet.storage import objects  # fsspec: light, but only for buckets
+
+        objects.check_bucket(output_dir, "output_dir")
+        return
     path = pathlib.Path(output_dir)
     if path.exists() and not path.is_dir():
         raise ValueError(f"`output_dir` must be a folder, not a file. Received: output_dir={_shown(output_dir)}")

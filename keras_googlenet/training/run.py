@@ -22,7 +22,8 @@ import keras
 import tensorflow as tf
 
 from keras_googlenet.data import augment, pipeline
-from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, arguments as train_arguments
+from keras_googlenet import storage
+from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, remote_output, arguments as train_arguments
 from keras_googlenet.artifacts import model_info
 from keras_googlenet.model.googlenet import GoogLeNet
 from keras_googlenet.model.task import build_from_element_spec, compile_googlenet
@@ -117,15 +118,19 @@ def train(
 
     Under `MultiWorkerMirroredStrategy` every task runs this function, with
     the same ``output_dir``, which must be a folder all of them see (a
-    shared volume): only the chief writes there, and every task resumes from
-    the chief's backup in it (see `cluster.task_folders`). The other tasks
+    shared volume) or a bucket: only the chief writes there, and every task
+    resumes from the chief's backup in it (see `cluster.task_folders` and
+    `remote_output`). The other tasks
     write their checkpoints, logs and backups to a scratch folder of their
     own, as the Keras multi-worker guide asks, deleted at the end.
 
     Args:
         data: ``"digits"`` (the built-in offline default), an image folder or
             a tfds name; see `pipeline.make_dataset`.
-        output_dir: the folder for checkpoints, logs, curves and backups.
+        output_dir: the folder for checkpoints, logs, curves and backups, or
+            a ``gs://`` or ``s3://`` URI (with the ``[gcs]`` or ``[s3]``
+            extra): the run is then written to a local mirror and uploaded at
+            each epoch end, ``summary.json`` last (`remote_output`).
         split: the split to train on.
         validation_split: the split evaluated after each epoch and at the
             end, or ``None`` for none.
@@ -173,14 +178,16 @@ def train(
     say = _flushing(print_fn)
     _announce(job, say)
     strategy = cluster.make_strategy(strategy, devices)
-    folders = cluster.task_folders(output_dir, strategy, BACKUP_DIR)
-    try:
-        # Only the chief writes to output_dir, so only the chief locks it.
-        with output_lock.lock_output_dir(folders.output_dir) if folders.chief else contextlib.nullcontext():
-            return _train_in(folders, job, strategy, say)
-    finally:
-        if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
-            shutil.rmtree(folders.write_dir, ignore_errors=True)
+    # A gs:// or s3:// output_dir is trained in a local mirror, pushed at each epoch end.
+    with remote_output.run_folder(output_dir, strategy, say) as (local_dir, mirror, lease):
+        folders = cluster.task_folders(local_dir, strategy, BACKUP_DIR)
+        try:
+            # Only the chief writes to output_dir, so only the chief locks it.
+            with output_lock.lock_output_dir(folders.output_dir) if folders.chief else contextlib.nullcontext():
+                return _train_in(folders, job, strategy, say, (mirror, lease) if folders.chief and mirror else None)
+        finally:
+            if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
+                shutil.rmtree(folders.write_dir, ignore_errors=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,8 +200,8 @@ class _Data:
     global_batch_size: int
 
 
-def _train_in(folders, job, strategy, say):
-    """`train` once the strategy is made and the output folder is ours."""
+def _train_in(folders, job, strategy, say, remote):
+    """`train` once the strategy is made and the output folder is ours; ``remote``, (mirror, lease), pushes it to a bucket."""
     checkpointing.remove_temporary_files(folders.write_dir)  # left by a run killed while writing
     replicas = strategy.num_replicas_in_sync
     say(
@@ -207,19 +214,21 @@ def _train_in(folders, job, strategy, say):
         keras.mixed_precision.set_global_policy(job.mixed_precision)
     try:
         model = _build_model(job, strategy, data)
-        history = _fit(model, job, data, folders, say)
+        history = _fit(model, job, data, folders, say, [remote_output.PushAtEpochEnd(*remote)] if remote else [])
         scores = _save_and_evaluate(model, job, data, folders)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
-    paths = folders.output_dir  # on the other workers too: their own files are deleted
+    # On the other workers too: their own files are deleted. A bucket's URIs for a bucket.
+    in_bucket = storage.is_object_store(job.output_dir)
+    where = functools.partial(storage.join, job.output_dir) if in_bucket else lambda name: str(folders.output_dir / name)
     result = TrainingResult(
-        output_dir=str(paths),
-        best_checkpoint=str(paths / BEST_CHECKPOINT),
-        last_checkpoint=str(paths / LAST_CHECKPOINT),
-        curves=str(paths / CURVES_PNG),
-        csv_log=str(paths / CSV_LOG),
-        tensorboard_dir=str(paths / TENSORBOARD_DIR),
+        output_dir=job.output_dir if in_bucket else str(folders.output_dir),
+        best_checkpoint=where(BEST_CHECKPOINT),
+        last_checkpoint=where(LAST_CHECKPOINT),
+        curves=where(CURVES_PNG),
+        csv_log=where(CSV_LOG),
+        tensorboard_dir=where(TENSORBOARD_DIR),
         # The chief's CSV holds the whole run, resumed or not; History only
         # the epochs of this fit.
         history=_logged_history(folders.write_dir / CSV_LOG) if folders.chief else history.history,
@@ -231,6 +240,9 @@ def _train_in(folders, job, strategy, say):
     if folders.chief:
         summary = json.dumps(dataclasses.asdict(result), indent=2, default=float)
         checkpointing.write_text_atomically(folders.write_dir / SUMMARY_FILE, summary)
+        if remote:
+            remote_output.check_lease(remote[1])
+            remote[0].push(final=True)  # summary.json last: the bucket holds a finished run
         _report(result, data.info, strategy, job.validation_split, say)
     return result
 
@@ -288,8 +300,8 @@ def _build_model(job, strategy, data):
     return model
 
 
-def _fit(model, job, data, folders, say):
-    """`model.fit` from the last backup, if any, with the built-in callbacks; returns its History."""
+def _fit(model, job, data, folders, say, last_callbacks):
+    """`model.fit` from the last backup, if any, with the built-in callbacks, the user's, then ``last_callbacks``; returns its History."""
     backup = checkpointing.EpochBackup(folders.backup_dir, folders.restore_dir)
     if backup.resume_epoch:
         say(f"Resuming after epoch {backup.resume_epoch} from the backup in {folders.restore_dir}")
@@ -321,7 +333,7 @@ def _fit(model, job, data, folders, say):
             steps_per_epoch=data.steps_per_epoch,
             validation_data=data.validation,
             validation_steps=data.validation_steps,
-            callbacks=callbacks + list(job.callbacks),
+            callbacks=callbacks + list(job.callbacks) + last_callbacks,
             shuffle=False,  # the pipeline shuffles; Keras warns it cannot
             verbose=_fit_verbosity(job.verbose),
         )

