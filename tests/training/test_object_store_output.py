@@ -1,7 +1,9 @@
 """`train` into gs:// and s3:// buckets, on emulators that speak the real protocols (tests/support/object_stores.py).
 
 The stand-in network (tests/support/tiny_googlenet.py) trains: the subject is
-where the files go, not the network.
+where the files go, not the network. The quick tier keeps one training per
+store, the compare-and-swap and the refusals; the resumes and the lease's
+takeover (two trainings, or a wait) are slow.
 """
 
 import itertools
@@ -100,6 +102,7 @@ class StopBeforeEpoch(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_a_stopped_run_resumes_from_the_bucket_on_an_empty_disk(bucket, stand_in):
     uri = f"{bucket}/run"
     settings = {**SETTINGS, "epochs": 3}
@@ -115,6 +118,7 @@ def test_a_stopped_run_resumes_from_the_bucket_on_an_empty_disk(bucket, stand_in
     assert len(result.history["loss"]) == 3 and "summary.json" in listing(uri)
 
 
+@pytest.mark.slow
 def test_a_failed_upload_is_retried_at_the_next_epoch_end(bucket, stand_in, monkeypatch, caplog):
     uri = f"{bucket}/run"
     upload, failures = objects.upload_file, []
@@ -172,6 +176,7 @@ def test_a_second_live_run_into_the_same_uri_is_refused_naming_the_first(bucket,
     assert not first.lost and listing(uri) == {"train.lease"}  # the refused run wrote nothing
 
 
+@pytest.mark.slow
 def test_the_lease_of_a_killed_run_is_taken_over_once_it_lapses(bucket, stand_in):
     import json
     import time
