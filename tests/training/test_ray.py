@@ -150,7 +150,7 @@ def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp
     }
     driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     killed = {}
-    killer = threading.Thread(target=_kill_a_worker_after_the_first_epoch, args=(driver, held, killed), daemon=True)
+    killer = threading.Thread(target=_kill_a_worker_after_the_first_epoch, args=(driver, held, killed, out / "backup" / "training_metadata.json"), daemon=True)
     killer.start()
     try:
         stdout, stderr = driver.communicate(timeout=RUN_TIMEOUT_S)
@@ -175,12 +175,18 @@ def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp
     assert sorted(p.name for p in scratch.iterdir() if p.name.startswith("keras_googlenet")) == []
 
 
-def _kill_a_worker_after_the_first_epoch(driver, held, killed):
-    """SIGKILLs one Ray Train worker of ``driver`` once a worker holds at the end of the first epoch (``held``)."""
+def _kill_a_worker_after_the_first_epoch(driver, held, killed, backup):
+    """SIGKILLs one Ray Train worker of ``driver`` once a worker holds at the end of the first epoch (``held``) and the chief's ``backup`` of it is whole.
+
+    The first worker to reach the hold may be the other one, while the chief
+    still writes its backup: a kill then lands before it, and the restart
+    trains from scratch (1 run in 7). The backup's metadata file is written
+    last, after the weights file is renamed into place.
+    """
     import psutil  # a dependency of Ray
 
     while driver.poll() is None:
-        if held.exists():
+        if held.exists() and backup.exists():
             workers = [
                 p for p in psutil.Process(driver.pid).children(recursive=True)
                 if "RayTrainWorker" in " ".join(p.cmdline())
