@@ -98,8 +98,3 @@ def download_tree(uri, local_dir, skip=()):
 def upload_file(local_path, uri):
     """Uploads one file as one object at ``uri``."""
     filesystem(uri).put_file(os.fspath(local_path), key(uri))
-
-
-def exists(uri):
-    """Whether an object exists at ``uri``."""
-    return filesystem(uri).exists(key(uri))

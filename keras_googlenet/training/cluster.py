@@ -9,7 +9,6 @@ strategy. The training loop itself is `training.train`'s.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import pathlib
@@ -19,6 +18,7 @@ import tempfile
 
 import tensorflow as tf
 
+from keras_googlenet import storage
 from keras_googlenet.defaults import STRATEGIES
 
 
@@ -67,7 +67,7 @@ def scratch_dir(output_dir, strategy):
     not share it and a restarted task finds its predecessor's.
     """
     resolver = strategy.cluster_resolver
-    digest = hashlib.sha256(os.fspath(pathlib.Path(output_dir).resolve()).encode()).hexdigest()[:12]
+    digest = storage.digest(pathlib.Path(output_dir).resolve())
     name = f"keras_googlenet_{digest}_{resolver.task_type}_{resolver.task_id}"
     return pathlib.Path(tempfile.gettempdir()) / name
 
