@@ -13,6 +13,7 @@ passes that check to `_finish`, which runs before TensorFlow is imported.
 """
 
 import argparse
+import contextlib
 import os
 import re
 import signal
@@ -31,7 +32,7 @@ class _OneLineErrorParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _finish(parser, handler, *, check=None, uri_arguments=(), **library_names):
+def _finish(parser, handler, *, check=None, uri_arguments=(), reads=(), writes=(), **library_names):
     """Sets the handler, its light check, and the flag that each library argument name stands for.
 
     ``check(args)``, if given, runs before TensorFlow is imported (seconds):
@@ -39,7 +40,10 @@ def _finish(parser, handler, *, check=None, uri_arguments=(), **library_names):
     ``library_names`` maps a library argument that differs from its option's
     dest to that dest, e.g. ``formats="format"``: a library ValueError saying
     ``Received: formats=...`` is then shown as ``Received: --format=...``.
-    ``uri_arguments`` name the path arguments that may be gs:// or s3:// URIs.
+    ``uri_arguments`` name the path arguments that the library itself takes
+    as gs:// or s3:// URIs; ``reads`` and ``writes`` those that may be URIs
+    too, fetched before the handler runs and uploaded after it succeeded
+    (`_staged`).
     """
     flags = {}
     for action in parser._actions:
@@ -49,13 +53,14 @@ def _finish(parser, handler, *, check=None, uri_arguments=(), **library_names):
             flags[action.dest] = action.metavar or action.dest.upper()
     flags.update({name: flags[dest] for name, dest in library_names.items()})
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    parser.set_defaults(handler=handler, check=_local_paths_first(check, uri_arguments), flags=flags)
+    check = _local_paths_first(check, (*uri_arguments, *reads, *writes))
+    parser.set_defaults(handler=handler, check=check, flags=flags, reads=reads, writes=writes, shown=str)
 
 
 # The arguments that name files or folders this package reads or writes
 # itself. Not --data-dir or --manual-dir: tensorflow-datasets reads those,
 # and reads gs:// itself.
-PATH_ARGUMENTS = ("output_dir", "checkpoint", "model", "exports", "cam", "data", "labels", "calibration_data", "images", "image", "weights")
+PATH_ARGUMENTS = ("output_dir", "checkpoint", "model", "exports", "report", "cam", "data", "labels", "calibration_data", "images", "image", "weights")
 
 
 def _local_paths_first(check, uri_arguments=()):
@@ -137,7 +142,7 @@ def _add_export(subparsers):
     parser.add_argument("--int8-io", nargs="+", default=["uint8"], choices=defaults.INT8_IO_TYPES, help="input type of the int8 model: uint8 pixels, int8 (pixel - 128) or float32 pixels (the int8 file for MediaPipe's web GPU delegate); its output is float32 probabilities either way. Several types write one file each from one calibration: googlenet_int8.tflite for the first, googlenet_int8_TYPE_input.tflite for the others (default: uint8)")
     parser.add_argument("--labels", default=None, help="labels file, one class name per line")
     parser.add_argument("--opset", type=int, default=defaults.DEFAULT_OPSET, help=f"ONNX opset (default: {defaults.DEFAULT_OPSET})")
-    _finish(parser, _export, formats="format", source="calibration_data", model="checkpoint")
+    _finish(parser, _export, reads=("checkpoint",), writes=("output_dir",), formats="format", source="calibration_data", model="checkpoint")
 
 
 def _export(args):
@@ -150,7 +155,7 @@ def _export(args):
         int8_io=tuple(args.int8_io), labels=args.labels, opset=args.opset,
     )
     for name, path in paths.items():
-        print(f"{name:<15} {path}")
+        print(f"{name:<15} {args.shown(str(path))}")
 
 
 def _add_verify(subparsers):
@@ -170,7 +175,13 @@ def _add_verify(subparsers):
     parser.add_argument("--report", default=None, help="JSON report path (default: EXPORTS/parity.json)")
     parser.add_argument("--labels", default=None, help="labels file, one class name per line")
     parser.add_argument("--no-mediapipe", dest="mediapipe", action="store_false", help="skip the MediaPipe rows even where mediapipe is installed")
-    _finish(parser, _verify, image="images", report_path="report")
+    _finish(parser, _verify, check=_default_report, reads=("checkpoint", "exports"), writes=("report",), image="images", report_path="report")
+
+
+def _default_report(args):
+    """EXPORTS/parity.json, settled before `_staged` replaces a URI of EXPORTS by its local copy."""
+    if args.report is None:
+        args.report = args.exports.rstrip("/") + "/parity.json" if "://" in args.exports else os.path.join(args.exports, "parity.json")
 
 
 def _verify(args):
@@ -180,7 +191,7 @@ def _verify(args):
     _show_native_logs_if_debug(args)
     verify.run(
         args.checkpoint, args.exports, images=args.images or images.sample_photos(), int8_images=args.int8_images,
-        report_path=args.report or os.path.join(args.exports, "parity.json"), labels=args.labels, mediapipe=args.mediapipe,
+        report_path=args.report, labels=args.labels, mediapipe=args.mediapipe, print_fn=lambda line: print(args.shown(line)),
     )
 
 
@@ -205,7 +216,7 @@ def _add_predict(subparsers):
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
     parser.add_argument("--labels", default=None, help="labels file overriding the stored class names")
     parser.add_argument("--cam", default=None, metavar="DIR", help="also write one PNG per image to DIR: the crop the model saw, its Grad-CAM heatmap for the top class and the top-k classes (.keras checkpoints only: exports have no gradients)")
-    _finish(parser, _predict, top="top_k", image="images", checkpoint="model", output_dir="cam")
+    _finish(parser, _predict, reads=("model",), top="top_k", image="images", checkpoint="model", output_dir="cam")
 
 
 def _predict(args):
@@ -260,7 +271,7 @@ def _add_train(subparsers):
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
     parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
     _add_ray_options(parser)
-    _finish(parser, _train, check=_check_train, uri_arguments=("output_dir",), source="data", workers="ray_workers", address="ray_address", gpus_per_worker="ray_gpus_per_worker", cpus_per_worker="ray_cpus_per_worker", max_failures="ray_max_failures")
+    _finish(parser, _train, check=_check_train, uri_arguments=("output_dir", "data"), source="data", workers="ray_workers", address="ray_address", gpus_per_worker="ray_gpus_per_worker", cpus_per_worker="ray_cpus_per_worker", max_failures="ray_max_failures")
 
 
 def _add_ray_options(parser):
@@ -356,7 +367,7 @@ def _add_evaluate(subparsers):
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N images (default: all)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
-    _finish(parser, _evaluate, source="data", model="checkpoint")
+    _finish(parser, _evaluate, reads=("checkpoint", "data"), source="data", model="checkpoint")
 
 
 def _evaluate(args):
@@ -364,7 +375,7 @@ def _evaluate(args):
 
     evaluation.print_evaluation(
         args.checkpoint, data=args.data, split=args.split, crops=args.crops, batch_size=args.batch_size,
-        limit=args.limit, data_dir=args.data_dir, manual_dir=args.manual_dir,
+        limit=args.limit, data_dir=args.data_dir, manual_dir=args.manual_dir, print_fn=lambda line: print(args.shown(line)),
     )
 
 
@@ -386,15 +397,11 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     if args.debug:
-        args.check(args)
-        return args.handler(args) or 0
+        return _run(args)
     try:
-        args.check(args)  # before TensorFlow: a bad value answers at once, not after its import
-        if getattr(args, "ray_workers", None) is None:  # Ray's driver runs no TensorFlow: its workers do (0.5 GB)
-            _quiet_tensorflow()
-        status = args.handler(args)
+        status = _run(args, quiet=True)
     except (ValueError, OSError) as error:  # bad input; FileNotFoundError and PermissionError are OSErrors
-        _report(args.command, _name_flags(_first_line(error), args.flags))
+        _report(args.command, _name_flags(args.shown(_first_line(error)), args.flags))
         return 2
     except Terminated:
         where = f" in {args.output_dir}" if getattr(args, "output_dir", None) else ""
@@ -404,9 +411,47 @@ def main(argv=None):
         _report(args.command, "interrupted")
         return 130
     except Exception as error:  # a bug, or a failure inside TensorFlow: one line, the rest behind --debug
-        _report(args.command, f"{type(error).__name__}: {_first_line(error)} (run with --debug for the traceback)")
+        _report(args.command, f"{type(error).__name__}: {args.shown(_first_line(error))} (run with --debug for the traceback)")
         return 1
-    return status or 0
+    return status
+
+
+def _run(args, quiet=False):
+    """Checks the arguments, stages their URIs, then runs the handler; ``quiet`` hides TensorFlow's start-up lines."""
+    args.check(args)  # before TensorFlow: a bad value answers at once, not after its import
+    with _staged(args):
+        if quiet and getattr(args, "ray_workers", None) is None:  # Ray's driver runs no TensorFlow: its workers do (0.5 GB)
+            _quiet_tensorflow()
+        return args.handler(args) or 0
+
+
+@contextlib.contextmanager
+def _staged(args):
+    """The gs:// and s3:// URIs of ``args.reads`` fetched and ``args.writes`` uploaded around the handler (`storage.staging`).
+
+    Before TensorFlow loads, so that a missing object answers at once. Each
+    URI argument is replaced by its local copy, and ``args.shown`` puts the
+    URI back into what the command prints.
+    """
+    from keras_googlenet import storage
+
+    names = [name for name in (*args.reads, *args.writes) if storage.is_object_store(getattr(args, name, None))]
+    if not names:
+        yield
+        return
+    from keras_googlenet.storage import staging
+
+    stage = staging.Staging()
+    args.shown = stage.shown
+    try:
+        for name in names:
+            uri = getattr(args, name)
+            local = stage.fetch(uri, name, beside=defaults.SIDECAR_FILES) if name in args.reads else stage.output(uri, name)
+            setattr(args, name, local)
+        yield
+        stage.upload()
+    finally:
+        stage.close()
 
 
 # 128 + SIGTERM, as a shell reports it: not 0, so that a TFJob's chief stopped

@@ -24,6 +24,15 @@ STRATEGIES = ("auto", "default", "mirrored", "multi_worker")
 SCHEDULES = ("paper", "cosine", "constant")
 MIXED_PRECISION_POLICIES = (None, "mixed_float16", "mixed_bfloat16")
 
+# The files that travel beside a model, which its readers look for next to it:
+# the class names (beside a checkpoint or a .tflite), the variant and input
+# size (beside a .tflite), and the record of the training that made a
+# checkpoint (quoted by a KerasHub preset's model card).
+LABELS_FILE = "labels.txt"
+METADATA_FILE = "metadata.json"
+SUMMARY_FILE = "summary.json"
+SIDECAR_FILES = (LABELS_FILE, METADATA_FILE, SUMMARY_FILE)
+
 # export
 FORMATS = ("savedmodel", "tflite", "onnx")  # what "all" writes
 # A KerasHub preset needs the optional keras-hub ("keras-googlenet[kerashub]"):

@@ -3,6 +3,7 @@
 import gc
 import importlib.util
 import inspect
+import itertools
 import os
 import subprocess
 import sys
@@ -385,3 +386,33 @@ def tiny_info():
     from keras_googlenet.artifacts import model_info
 
     return model_info.ModelInfo("bn", 32, ("a", "b", "c"))
+
+
+# The object-store emulators (tests/support/object_stores.py): one of each per
+# test module that asks, each test in a new bucket.
+_bucket_names = itertools.count()
+
+
+@pytest.fixture(scope="module", params=["gs", "s3"])
+def server(request, tmp_path_factory):
+    """A started emulator of ``gs`` or ``s3`` (the test runs for both)."""
+    import object_stores
+
+    started = object_stores.STARTERS[request.param](tmp_path_factory.mktemp(f"{request.param}_server"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def bucket(server, monkeypatch):
+    """A new bucket on the emulator, with the clients pointed at it; its URI."""
+    import fsspec
+
+    import object_stores
+
+    for name, value in server.env.items():
+        monkeypatch.setenv(name, value)
+    name = f"bucket-{next(_bucket_names)}"
+    object_stores.make_bucket(server.scheme, name)
+    yield f"{server.scheme}://{name}"
+    fsspec.get_filesystem_class(server.scheme).clear_instance_cache()

@@ -11,12 +11,10 @@ import json
 import os
 import pathlib
 
+from keras_googlenet.defaults import LABELS_FILE, METADATA_FILE  # noqa: F401  (beside a checkpoint or a .tflite)
 from keras_googlenet.model import imagenet_utils
 from keras_googlenet.artifacts import tflite_metadata
 from keras_googlenet.model.googlenet import includes_preprocessing, model_variant
-
-LABELS_FILE = "labels.txt"  # one class name per line, beside a checkpoint or a .tflite
-METADATA_FILE = "metadata.json"  # variant and input size, beside a .tflite
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,10 +14,10 @@ import pathlib
 import shutil
 import tempfile
 
+from keras_googlenet.defaults import SUMMARY_FILE  # beside the checkpoint that training wrote
 from keras_googlenet.model import architecture
 from keras_googlenet.artifacts import model_info
 
-SUMMARY_FILE = "summary.json"  # training.SUMMARY_FILE, beside the checkpoint training wrote
 README_FILE = "README.md"
 METADATA_FILE = "metadata.json"
 METADATA_KEY = "keras_googlenet"  # our entry in KerasHub's metadata.json

@@ -86,15 +86,40 @@ def download_tree(uri, local_dir, skip=()):
         relative = remote[len(root):].lstrip("/")
         if not relative or relative.startswith(tuple(skip)):
             continue
-        target = local_dir / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".download-{target.name}")
-        fs.get_file(remote, str(partial))
-        os.replace(partial, target)
+        _get(fs, remote, local_dir / relative)
         copied.append(relative)
     return copied
+
+
+def download_file(uri, local_path):
+    """Copies the object at ``uri`` to ``local_path``, which appears only once it is whole."""
+    _get(filesystem(uri), key(uri), pathlib.Path(local_path))
+
+
+def _get(fs, remote, target):
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".download-{target.name}")
+    fs.get_file(remote, str(partial))
+    os.replace(partial, target)
 
 
 def upload_file(local_path, uri):
     """Uploads one file as one object at ``uri``."""
     filesystem(uri).put_file(os.fspath(local_path), key(uri))
+
+
+def upload_tree(local_dir, uri):
+    """Uploads every file under ``local_dir`` to ``uri``, keeping their relative paths; returns those paths."""
+    local_dir = pathlib.Path(local_dir)
+    relatives = sorted(path.relative_to(local_dir).as_posix() for path in local_dir.rglob("*") if path.is_file())
+    for relative in relatives:
+        upload_file(local_dir / relative, storage.join(uri, relative))
+    return relatives
+
+
+def kind(uri):
+    """``"folder"`` when objects exist under ``uri/``, ``"file"`` when an object is at ``uri``, else None."""
+    fs, name = filesystem(uri), key(uri)
+    if fs.isfile(name):
+        return "file"
+    return "folder" if fs.isdir(name) else None

@@ -102,9 +102,16 @@ def _check_image_size(image_size, variant, aux_heads):
 
 
 def check_data(data):
-    """Raises if ``data`` is not a source name, or is a path but no existing folder."""
+    """Raises if ``data`` is not a source name, or is a path but no existing folder, or a URI that cannot be read.
+
+    A gs:// or s3:// folder is fetched by `train` (`storage.staging`); its
+    bucket is read then, not here.
+    """
     if not isinstance(data, (str, os.PathLike)) or not os.fspath(data):
         raise ValueError(f"`data` must be 'digits', a folder path or a tfds name. Received: data={data!r}")
+    if storage.is_object_store(data):
+        storage.check_path_or_uri(data, "data")
+        return
     storage.check_local(data, "data")
     if not sources.data_is_path(data):
         return  # tfds' catalogue needs TensorFlow: a tfds name is checked when it is loaded

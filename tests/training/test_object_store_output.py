@@ -6,15 +6,14 @@ store, the compare-and-swap and the refusals; the resumes and the lease's
 takeover (two trainings, or a wait) are slow.
 """
 
-import itertools
 import logging
 import shutil
 
 import keras
 import pytest
 
-import object_stores
 import tiny_googlenet
+from object_stores import listing, no_local_leftovers, read
 from keras_googlenet import cli
 from keras_googlenet.storage import mirror, objects
 from keras_googlenet.training import run as training
@@ -29,37 +28,6 @@ RUN_FILES = {
     "best.keras", "last.keras", "history.csv", "summary.json", "labels.txt", "curves.png",
     "backup/latest.weights.h5", "backup/previous.weights.h5", "backup/training_metadata.json",
 }
-_names = itertools.count()
-
-
-@pytest.fixture(scope="module", params=sorted(object_stores.STARTERS))
-def server(request, tmp_path_factory):
-    started = object_stores.STARTERS[request.param](tmp_path_factory.mktemp(f"{request.param}_server"))
-    yield started
-    started.stop()
-
-
-@pytest.fixture
-def bucket(server, monkeypatch):
-    """A new bucket on the emulator, with the clients pointed at it; its URI."""
-    import fsspec
-
-    for name, value in server.env.items():
-        monkeypatch.setenv(name, value)
-    name = f"bucket-{next(_names)}"
-    object_stores.make_bucket(server.scheme, name)
-    yield f"{server.scheme}://{name}"
-    fsspec.filesystem(server.scheme).clear_instance_cache()
-
-
-def listing(uri):
-    """The relative paths of the objects under ``uri``."""
-    fs, root = objects.filesystem(uri), objects.key(uri)
-    return {path[len(root) + 1:] for path in fs.find(root)}
-
-
-def read(uri):
-    return objects.filesystem(uri).cat(objects.key(uri)).decode()
 
 
 def epochs_logged(uri):
@@ -112,7 +80,7 @@ def test_a_stopped_run_resumes_from_the_bucket_on_an_empty_disk(bucket, stand_in
     shutil.rmtree(mirror.local_folder(uri))  # a new machine: nothing but the bucket
     lines = []
     result = training.train(output_dir=uri, **{**settings, "print_fn": lines.append})
-    assert any(line.startswith(f"Fetched the run's ") and line.endswith(f"from {uri} into {mirror.local_folder(uri)}.") for line in lines), lines
+    assert any(line.startswith("Fetched the run's ") and line.endswith(f"from {uri} into {mirror.local_folder(uri)}.") for line in lines), lines
     assert any(line.startswith("Resuming after epoch 2 ") for line in lines), lines
     assert epochs_logged(uri) == ["0", "1", "2"]  # each epoch once
     assert len(result.history["loss"]) == 3 and "summary.json" in listing(uri)
@@ -190,3 +158,21 @@ def test_the_lease_of_a_killed_run_is_taken_over_once_it_lapses(bucket, stand_in
     assert any(line.startswith("Waiting up to ") and "host 'gone', pid 1" in line for line in lines), lines
     assert RUN_FILES <= listing(uri)
     assert json.loads(read(f"{uri}/train.lease"))["released"] is True
+
+
+@pytest.mark.slow
+def test_train_reads_an_image_folder_from_the_bucket_into_a_run_in_the_bucket(bucket, stand_in, tmp_path, capsys):
+    from keras_googlenet.data import images
+
+    data, uri = f"{bucket}/photos", f"{bucket}/run"
+    fs = objects.filesystem(data)
+    names = {photo: photo.stem.replace("_", " ") for photo in images.sample_photos()}
+    for photo, name in names.items():  # one photo per class, in both splits
+        for split in ("train", "validation"):
+            fs.put_file(str(photo), objects.key(f"{data}/{split}/{name}/{photo.name}"))
+    argv = ["train", "--data", data, "--output-dir", uri, "--epochs", "1", "--steps-per-epoch", "1", "--batch-size", "2",
+            "--image-size", "32", "--no-aux-heads", "--verbose", "0"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    assert read(f"{uri}/labels.txt").split("\n")[:6] == sorted(names.values())
+    assert f"Fetched the image folder {data} into " in capsys.readouterr().out
+    assert no_local_leftovers(tmp_path)
