@@ -109,10 +109,9 @@ def check_data(data):
     """
     if not isinstance(data, (str, os.PathLike)) or not os.fspath(data):
         raise ValueError(f"`data` must be 'digits', a folder path or a tfds name. Received: data={data!r}")
-    if storage.is_object_store(data):
+    if storage.scheme(data):
         storage.check_path_or_uri(data, "data")
         return
-    storage.check_local(data, "data")
     if not sources.data_is_path(data):
         return  # tfds' catalogue needs TensorFlow: a tfds name is checked when it is loaded
     folder = pathlib.Path(data).expanduser()
