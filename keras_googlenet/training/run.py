@@ -224,6 +224,9 @@ class _Data:
 def _train_in(folders, job, strategy, say, remote):
     """`train` once the strategy is made and the output folder is ours; ``remote``, (mirror, lease), pushes it to a bucket."""
     checkpointing.remove_temporary_files(folders.write_dir)  # left by a run killed while writing
+    finished = _finished_run(folders, job, say)
+    if finished:
+        return finished
     replicas = strategy.num_replicas_in_sync
     say(
         f"Strategy: {cluster.strategy_name(strategy)}, {replicas} replica(s); global batch {job.batch_size * replicas} "
@@ -266,6 +269,30 @@ def _train_in(folders, job, strategy, say, remote):
             remote[0].push(final=True)  # summary.json last: the bucket holds a finished run
         _report(result, data.info, strategy, job.validation_split, say)
     return result
+
+
+def _finished_run(folders, job, say):
+    """The `TrainingResult` of a run in ``folders.output_dir`` that has trained ``job.epochs`` epochs already, or None.
+
+    ``summary.json`` is the run's last file (in a bucket too): it marks a
+    finished run. Running the same command again, as a TFJob, Ray or
+    Vertex AI retry or a user does, retrains nothing and rewrites no file.
+    A larger ``epochs`` trains on from the backup.
+    """
+    path = folders.output_dir / SUMMARY_FILE
+    if not path.is_file():
+        return None
+    fields = {field.name for field in dataclasses.fields(TrainingResult)}
+    summary = {key: value for key, value in json.loads(path.read_text()).items() if key in fields}
+    done = len(summary.get("history", {}).get("loss", []))
+    if done < job.epochs:
+        return None
+    where = job.output_dir if storage.is_object_store(job.output_dir) else folders.output_dir
+    say(
+        f"The run in {where} is complete ({done} epochs; its {SUMMARY_FILE} says so): nothing to train. "
+        f"Train into a new folder for a new run, or ask for more epochs to train this one on."
+    )
+    return TrainingResult(**{**summary, "is_chief": folders.chief})
 
 
 def _announce(job, say):

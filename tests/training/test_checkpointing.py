@@ -191,6 +191,24 @@ def test_train_releases_the_lock_when_it_fails(tmp_path):
     assert (tmp_path / "run").is_dir() and not (tmp_path / "run" / "train.lock").exists()
 
 
+def test_a_finished_run_run_again_trains_nothing_and_rewrites_nothing(tmp_path, monkeypatch):
+    tiny_googlenet.use_in_train(monkeypatch)
+    run = tmp_path / "run"
+    first = training.train(output_dir=run, **{**KILL_SETTINGS, "epochs": 2})
+    files = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    shutil.rmtree(run / "backup")  # even without its backup, which once made the history start afresh
+    lines = []
+    again = training.train(output_dir=run, **{**KILL_SETTINGS, "epochs": 2, "print_fn": lines.append})
+    assert lines[-1] == (
+        f"The run in {run} is complete (2 epochs; its summary.json says so): nothing to train. "
+        "Train into a new folder for a new run, or ask for more epochs to train this one on."
+    ), lines
+    assert again == first
+    after = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    assert after == {name: data for name, data in files.items() if name.parts[0] != "backup"}
+    assert not any("steps per epoch" in line for line in lines)  # no data, no model: it returned before them
+
+
 def _layer_arrays(path):
     """The model weights ("layers/...") of a .weights.h5 or .keras file, by name."""
     if str(path).endswith(".keras"):

@@ -57,6 +57,16 @@ def test_train_writes_every_file_of_the_run_to_the_bucket_and_names_the_uris(buc
     assert not (tmp_path / "gs:").exists() and not (tmp_path / "s3:").exists()
     assert not mirror.local_folder(uri).exists()  # the local copy goes once the bucket holds the run
 
+    # The same command again (a retry of the job): the bucket says the run is complete.
+    def contents():  # the lease aside, which the retry takes and releases
+        return {path: objects.filesystem(uri).cat(objects.key(f"{uri}/{path}")) for path in listing(uri) - {"train.lease"}}
+
+    before = contents()
+    lines = []
+    assert training.train(output_dir=uri, **{**SETTINGS, "print_fn": lines.append}) == result
+    assert lines[-1].startswith(f"The run in {uri} is complete (2 epochs; "), lines
+    assert contents() == before and epochs_logged(uri) == ["0", "1"]
+
 
 class StopBeforeEpoch(keras.callbacks.Callback):
     """Stands for a kill between two epochs: the previous epoch end, its upload included, is done."""
