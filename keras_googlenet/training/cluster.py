@@ -157,6 +157,35 @@ def local_worker_configs(workers):
     return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}) for index in range(workers)]
 
 
+# How TensorFlow's coordination service names the tasks it found dead, one per line after this.
+_UNHEALTHY = "The following tasks are unhealthy (stopped sending heartbeats):"
+
+
+class PeerLost(RuntimeError):
+    """Another task of a multi-worker run stopped answering, so this one stops too."""
+
+
+def peer_lost(error):
+    """A one-line `PeerLost` naming the tasks that ``error`` (an UnavailableError) reports dead, or None.
+
+    TensorFlow's message starts with a line naming the collective op; the
+    dead tasks follow, each on a line of its own.
+    """
+    _, marker, after = str(error).partition(_UNHEALTHY)
+    if not marker:
+        return None
+    tasks = []
+    for line in after.strip().splitlines():
+        if not line.startswith("/job:"):
+            break
+        tasks.append(line.strip())
+    return PeerLost(
+        f"Training stopped: {', '.join(tasks) or 'a task'} stopped answering (no heartbeats: killed, preempted or "
+        "out of memory), and the other tasks cannot go on without it. Restart them all (a TFJob with "
+        "restartPolicy OnFailure does): they resume from the backup of the last finished epoch."
+    )
+
+
 def is_chief(strategy):
     """Whether this process writes the checkpoints and logs (always, unless multi-worker)."""
     if not is_multi_worker(strategy):

@@ -385,6 +385,11 @@ def _fit(model, job, data, folders, say, last_callbacks):
             shuffle=False,  # the pipeline shuffles; Keras warns it cannot
             verbose=_fit_verbosity(job.verbose),
         )
+    except tf.errors.UnavailableError as error:  # a peer's death: TensorFlow's first line names only an op
+        lost = cluster.peer_lost(error)
+        if lost is None:
+            raise
+        raise lost from error
     except RuntimeError as error:
         if NAN_MESSAGE not in str(error):
             raise

@@ -295,6 +295,8 @@ def test_a_worker_killed_at_an_epoch_end_costs_no_epoch_when_the_cluster_restart
         survivor_log = first.log("worker0")
     print(f"The chief exited with {survivor} {survivor_s:.0f} s after its peer was killed")
     assert survivor not in (None, 0), survivor_log[-3000:]
+    # One line that names the lost task, not TensorFlow's first line, which names an op.
+    assert "keras-googlenet train: error: PeerLost: Training stopped: /job:worker/replica:0/task:1 stopped answering " in survivor_log, survivor_log[-3000:]
     resumed = json.loads(metadata.read_text())["epoch"]
     assert resumed == 1
     assert list(temporary.glob("keras_googlenet_*_worker_1"))  # the killed worker's scratch folder, left behind

@@ -71,6 +71,23 @@ def test_devices_after_tensorflow_started_raise_a_one_line_error():
         cluster.make_strategy("mirrored", devices=count + 1)
 
 
+# The survivor's UnavailableError after its peer's `kill -9`, as TF 2.21 words it (test_distributed).
+PEER_DEATH = (
+    "{{function_node __wrapped__CollectiveReduceV2_Nordering_token_1_device_/job:worker/replica:0/task:0/device:CPU:0}} "
+    "Collective ops is aborted by: Error reported from /job:worker/task:1: The following tasks are unhealthy (stopped "
+    "sending heartbeats):\n/job:worker/replica:0/task:1\nThe tasks have crashed. Check the task logs for an earlier "
+    "error, or scheduler events (e.g. preemption, eviction) to debug further.\nThe error could be from a previous "
+    "operation. Restart your program to reset. [Op:CollectiveReduceV2] name: "
+)
+
+
+def test_a_peers_death_becomes_one_line_naming_the_lost_task():
+    lost = cluster.peer_lost(tf.errors.UnavailableError(None, None, PEER_DEATH))
+    assert isinstance(lost, cluster.PeerLost) and "\n" not in str(lost)
+    assert str(lost).startswith("Training stopped: /job:worker/replica:0/task:1 stopped answering (no heartbeats")
+    assert cluster.peer_lost(tf.errors.UnavailableError(None, None, "Socket closed")) is None  # left as it is
+
+
 def test_multi_worker_without_tf_config_is_refused(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match=r"needs TF_CONFIG.*Received: TF_CONFIG=None"):
