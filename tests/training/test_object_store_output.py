@@ -186,3 +186,55 @@ def test_train_reads_an_image_folder_from_the_bucket_into_a_run_in_the_bucket(bu
     assert read(f"{uri}/labels.txt").split("\n")[:6] == sorted(names.values())
     assert f"Fetched the image folder {data} into " in capsys.readouterr().out
     assert no_local_leftovers(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("server", ["gs"], indirect=True)  # the TFJob on GKE; s3 goes through the same mirror
+def test_two_workers_with_no_shared_volume_train_into_the_bucket_and_a_killed_one_costs_no_epoch(bucket, tmp_path):
+    import json
+    import re
+    import signal
+    import time
+
+    import local_cluster
+
+    uri = f"{bucket}/run"
+    tiny = ("--steps-per-epoch", "1", "--batch-size", "2", "--image-size", "80", "--validation-split", "none", "--verbose", "2")
+    command = local_cluster.tiny_train_command("--epochs", "3", *tiny, "--output-dir", uri)
+    shape = {"worker": 2}  # Ray Train's and a TFJob's without a Chief: worker 0 is the chief
+
+    def disks(run):  # each task a disk of its own, as on two machines: nothing shared but the bucket
+        folders = {name: tmp_path / run / name for name in ("worker0", "worker1")}
+        for folder in folders.values():
+            folder.mkdir(parents=True)
+        return folders, {name: {"TMPDIR": str(folder)} for name, folder in folders.items()}
+
+    def backed_up_epoch():
+        try:
+            return json.loads(read(f"{uri}/backup/training_metadata.json"))["epoch"]
+        except FileNotFoundError:
+            return 0
+
+    held = tmp_path / "held"
+    _, env = disks("first")
+    env["worker1"][tiny_googlenet.HOLD] = f"0:{held}"  # worker 1 stops at its first epoch end
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "first", tmp_path, env) as first:
+        deadline = time.monotonic() + 300
+        while not (held.exists() and backed_up_epoch() >= 1):  # the chief's push of epoch 1, whole
+            assert None in first.wait(0.05) and time.monotonic() < deadline, first.report()
+        assert first.kill("worker1") == -signal.SIGKILL
+        assert first.wait(300)[0] not in (None, 0), first.report()
+    assert backed_up_epoch() == 1
+
+    second_disks, env = disks("second")  # new machines: empty disks
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "second", tmp_path, env) as second:
+        assert second.wait(300) == [0, 0], second.report()
+        logs = [second.log(name) for name in second.names]
+    for log in logs:
+        assert "Resuming after epoch 1 from the backup" in log, log[-3000:]
+        assert re.findall(r"^Epoch (\d+)/3$", log, re.MULTILINE)[0] == "2"
+    assert epochs_logged(uri) == ["0", "1", "2"]  # each epoch once, from the chief only
+    assert RUN_FILES <= listing(uri) and backed_up_epoch() == 3
+    for folder in second_disks.values():  # a finished run deletes each task's copy and scratch (a failed one keeps them)
+        assert [p.name for p in folder.iterdir() if not p.name.startswith("__autograph")] == [], folder
