@@ -248,7 +248,7 @@ def _add_train(subparsers):
     parser.add_argument("--data", default=defaults.DEFAULT_DATA, help="'digits' (built in, offline), an image folder (one subfolder per class) or a tfds name (default: digits)")
     parser.add_argument("--split", default="train", help="split to train on (default: train)")
     parser.add_argument("--validation-split", default="validation", help="split to evaluate each epoch and at the end, or 'none' (default: validation)")
-    parser.add_argument("--output-dir", default=defaults.DEFAULT_OUTPUT_DIR, help=f"folder for checkpoints, logs, curves and backups (default: {defaults.DEFAULT_OUTPUT_DIR})")
+    parser.add_argument("--output-dir", default=None, help=f"folder or gs:// or s3:// URI for checkpoints, logs, curves and backups (default: {defaults.DEFAULT_OUTPUT_DIR}; in a Vertex AI job, AIP_CHECKPOINT_DIR, with TensorBoard's logs in AIP_TENSORBOARD_LOG_DIR and the model copied to AIP_MODEL_DIR)")
     parser.add_argument("--epochs", type=int, default=defaults.DEFAULT_EPOCHS, help=f"number of epochs (default: {defaults.DEFAULT_EPOCHS})")
     parser.add_argument("--batch-size", type=int, default=defaults.DEFAULT_BATCH_SIZE, help=f"batch size per replica; the global batch is this times the replicas (default: {defaults.DEFAULT_BATCH_SIZE})")
     parser.add_argument("--steps-per-epoch", type=int, default=None, help="batches per epoch (default: one pass over the split)")
@@ -335,7 +335,9 @@ def _train_arguments(args):
 
 def _check_train(args):
     from keras_googlenet import storage
-    from keras_googlenet.training import ray as ray_training, arguments as train_arguments  # both light: no TensorFlow, no Ray
+    from keras_googlenet.training import ray as ray_training, vertex, arguments as train_arguments  # light: no TensorFlow, no Ray
+
+    args.output_dir = vertex.output_dir(args.output_dir)
 
     train_arguments.check_train_arguments(**_train_arguments(args))
     if args.ray_workers is not None and storage.is_object_store(args.output_dir):

@@ -37,11 +37,14 @@ class RunMirror:
         never_pushed: names (or name prefixes) of local files that stay
             local: lock files, temporary files of atomic writes.
         not_pulled: relative paths (prefixes) left in the bucket by `pull`.
+        routes: ``{"folder/": URI}``: the files under a relative folder go
+            to another URI (Vertex AI's TensorBoard folder), not under ``uri``.
     """
 
-    def __init__(self, uri, local_dir, never_pushed=(), not_pulled=("tensorboard/",)):
+    def __init__(self, uri, local_dir, never_pushed=(), not_pulled=("tensorboard/",), routes=None):
         self.uri, self.local_dir = uri.rstrip("/"), pathlib.Path(local_dir)
         self.never_pushed, self.not_pulled = tuple(never_pushed), tuple(not_pulled)
+        self.routes = dict(routes or {})
         self._pushed = {}  # relative path -> (size, mtime_ns) at its last upload
 
     def pull(self):
@@ -75,12 +78,13 @@ class RunMirror:
         only on a disk that may not outlive it.
         """
         for relative, stamp in self.changed():
+            target = self.target(relative)
             try:
-                objects.upload_file(self.local_dir / relative, storage.join(self.uri, relative))
+                objects.upload_file(self.local_dir / relative, target)
             except FileNotFoundError:  # replaced between the listing and the upload: the next push has it
                 continue
             except Exception as error:  # noqa: BLE001  gcsfs, s3fs and their HTTP layers raise their own
-                where = f"{storage.join(self.uri, relative)} ({objects.describe(error)})"
+                where = f"{target} ({objects.describe(error)})"
                 if final:
                     raise OSError(
                         f"Could not upload {where}; the run's files are in {self.local_dir}: copy them with "
@@ -90,6 +94,13 @@ class RunMirror:
                 return False
             self._pushed[relative] = stamp
         return True
+
+    def target(self, relative):
+        """The URI that the local file at ``relative`` is uploaded to."""
+        for folder, uri in self.routes.items():
+            if relative.startswith(folder):
+                return storage.join(uri, relative[len(folder):])
+        return storage.join(self.uri, relative)
 
 
 def _stamp(path):

@@ -54,8 +54,10 @@ def task_name(strategy):
 
 
 @contextlib.contextmanager
-def run_folder(output_dir, strategy, say):
+def run_folder(output_dir, strategy, say, routes=None):
     """Yields ``(local folder to train in, mirror or None, lease or None)``; a local ``output_dir`` is its own folder.
+
+    ``routes`` send files under a relative folder elsewhere (`RunMirror`).
 
     For a URI, the chief takes the run's lease first; each task's local
     mirror is then filled from the bucket (`RunMirror.pull`), and removed
@@ -68,7 +70,7 @@ def run_folder(output_dir, strategy, say):
     lease = lease_lib.Lease(output_dir).acquire(say=say) if cluster.is_chief(strategy) else None
     try:
         mirror = mirror_lib.RunMirror(
-            output_dir, mirror_lib.local_folder(output_dir, task_name(strategy)), NEVER_PUSHED, NOT_PULLED
+            output_dir, mirror_lib.local_folder(output_dir, task_name(strategy)), NEVER_PUSHED, NOT_PULLED, routes
         )
         pulled = mirror.pull()
         if pulled:

@@ -23,7 +23,7 @@ import tensorflow as tf
 
 from keras_googlenet.data import augment, pipeline
 from keras_googlenet import storage
-from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, remote_output, arguments as train_arguments
+from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, remote_output, vertex, arguments as train_arguments
 from keras_googlenet.artifacts import model_info
 from keras_googlenet.model.googlenet import GoogLeNet
 from keras_googlenet.model.task import build_from_element_spec, compile_googlenet
@@ -73,7 +73,7 @@ class TrainingResult:
 def train(
     data=DEFAULT_DATA,
     *,
-    output_dir=DEFAULT_OUTPUT_DIR,
+    output_dir=None,
     split="train",
     validation_split="validation",
     epochs=DEFAULT_EPOCHS,
@@ -129,7 +129,10 @@ def train(
         output_dir: the folder for checkpoints, logs, curves and backups, or
             a ``gs://`` or ``s3://`` URI (with the ``[gcs]`` or ``[s3]``
             extra): the run is then written to a local mirror and uploaded at
-            each epoch end, ``summary.json`` last (`remote_output`).
+            each epoch end, ``summary.json`` last (`remote_output`). None:
+            ``runs/googlenet``, or in a Vertex AI job, ``AIP_CHECKPOINT_DIR``,
+            TensorBoard's logs then going to ``AIP_TENSORBOARD_LOG_DIR`` and
+            the model to ``AIP_MODEL_DIR`` (`vertex`).
         split: the split to train on.
         validation_split: the split evaluated after each epoch and at the
             end, or ``None`` for none.
@@ -173,12 +176,15 @@ def train(
         A `TrainingResult`. Its paths are in ``output_dir`` on every worker.
     """
     job = types.SimpleNamespace(**locals())  # the arguments, handed to the steps below
+    job.outputs = vertex.outputs(output_dir)  # Vertex AI's folders, when it gives them and no output_dir
+    job.output_dir = job.outputs.run
     train_arguments.check_train_arguments(**vars(job))
     say = _flushing(print_fn)
     _announce(job, say)
     strategy = cluster.make_strategy(strategy, devices)
     # A gs:// or s3:// output_dir is trained in a local mirror, pushed at each epoch end.
-    with _data_on_disk(job, say), remote_output.run_folder(output_dir, strategy, say) as (local_dir, mirror, lease):
+    routes = {TENSORBOARD_DIR + "/": job.outputs.tensorboard} if job.outputs.tensorboard else {}
+    with _data_on_disk(job, say), remote_output.run_folder(job.output_dir, strategy, say, routes) as (local_dir, mirror, lease):
         folders = cluster.task_folders(local_dir, strategy, BACKUP_DIR)
         try:
             # Only the chief writes to output_dir, so only the chief locks it.
@@ -252,7 +258,7 @@ def _train_in(folders, job, strategy, say, remote):
         last_checkpoint=where(LAST_CHECKPOINT),
         curves=where(CURVES_PNG),
         csv_log=where(CSV_LOG),
-        tensorboard_dir=where(TENSORBOARD_DIR),
+        tensorboard_dir=job.outputs.tensorboard or where(TENSORBOARD_DIR),
         # The chief's CSV holds the whole run, resumed or not; History only
         # the epochs of this fit.
         history=_logged_history(folders.write_dir / CSV_LOG) if folders.chief else history.history,
@@ -267,8 +273,21 @@ def _train_in(folders, job, strategy, say, remote):
         if remote:
             remote_output.check_lease(remote[1])
             remote[0].push(final=True)  # summary.json last: the bucket holds a finished run
+        if job.outputs.model:
+            _copy_model(folders.write_dir, job.outputs.model, say)
         _report(result, data.info, strategy, job.validation_split, say)
     return result
+
+
+def _copy_model(run_dir, model_uri, say):
+    """Copies the best checkpoint (the last one without validation) and its labels to Vertex AI's ``AIP_MODEL_DIR``."""
+    from keras_googlenet.storage import objects
+
+    best = run_dir / BEST_CHECKPOINT
+    checkpoint = best if best.is_file() else run_dir / LAST_CHECKPOINT
+    for path in (checkpoint, run_dir / model_info.LABELS_FILE):
+        objects.upload_file(path, storage.join(model_uri, path.name))
+    say(f"Model:           {storage.join(model_uri, checkpoint.name)} (AIP_MODEL_DIR), with {model_info.LABELS_FILE}")
 
 
 def _finished_run(folders, job, say):

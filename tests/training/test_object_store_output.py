@@ -238,3 +238,21 @@ def test_two_workers_with_no_shared_volume_train_into_the_bucket_and_a_killed_on
     assert RUN_FILES <= listing(uri) and backed_up_epoch() == 3
     for folder in second_disks.values():  # a finished run deletes each task's copy and scratch (a failed one keeps them)
         assert [p.name for p in folder.iterdir() if not p.name.startswith("__autograph")] == [], folder
+
+
+def test_a_vertex_ai_job_without_an_output_dir_trains_into_its_three_folders(bucket, stand_in, monkeypatch, capsys):
+    base = f"{bucket}/vertex/job-1"  # what Vertex AI derives from the job's base output directory
+    folders = {"AIP_CHECKPOINT_DIR": f"{base}/checkpoints/", "AIP_MODEL_DIR": f"{base}/model/", "AIP_TENSORBOARD_LOG_DIR": f"{base}/logs/"}
+    for name, value in folders.items():
+        monkeypatch.setenv(name, value)
+    argv = ["train", "--epochs", "2", "--steps-per-epoch", "2", "--batch-size", "4", "--image-size", "32", "--no-aux-heads",
+            "--validation-split", "none", "--verbose", "0"]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    run = listing(f"{base}/checkpoints")
+    assert RUN_FILES <= run and not any(path.startswith("tensorboard/") for path in run), run
+    assert any(path.startswith("train/events.out.tfevents.") for path in listing(f"{base}/logs")), listing(f"{base}/logs")
+    assert listing(f"{base}/model") == {"best.keras", "labels.txt"}
+    assert read(f"{base}/model/labels.txt") == read(f"{base}/checkpoints/labels.txt")
+    assert f"into {folders['AIP_CHECKPOINT_DIR']}" in out.splitlines()[0], out
+    assert f"Model:           {base}/model/best.keras (AIP_MODEL_DIR)" in out and f"tensorboard --logdir {folders['AIP_TENSORBOARD_LOG_DIR']}" in out, out
