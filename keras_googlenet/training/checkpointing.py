@@ -127,6 +127,11 @@ class EpochBackup(keras.callbacks.Callback):
         remove_temporary_files(self.backup_dir)
         self._restore_from, self.resume_epoch, self.resume_logs = _last_good_backup(self.restore_dir)
 
+    def restore_at_most(self, epochs):
+        """Resumes from the newest good backup of at most ``epochs`` epochs instead (the tasks' agreement, `cluster.agree_on_epoch`)."""
+        if epochs < self.resume_epoch:
+            self._restore_from, self.resume_epoch, self.resume_logs = _last_good_backup(self.restore_dir, epochs)
+
     def on_train_begin(self, logs=None):
         if self._restore_from is None:
             return
@@ -169,8 +174,8 @@ def _numbers(logs):
     return numbers
 
 
-def _last_good_backup(backup_dir):
-    """(path, epochs done, logs of the last epoch or None) of the newest readable backup, or (None, 0, None)."""
+def _last_good_backup(backup_dir, at_most=float("inf")):
+    """(path, epochs done, logs of the last epoch or None) of the newest readable backup of at most ``at_most`` epochs, or (None, 0, None)."""
     # next.weights.h5 is complete (written atomically) but was not yet renamed to latest.
     candidates = [backup_dir / name for name in (LATEST_BACKUP, NEXT_BACKUP, PREVIOUS_BACKUP)]
     found, damaged = [], []
@@ -179,6 +184,7 @@ def _last_good_backup(backup_dir):
             found.append((*_read_backup(path), path))
         except Exception as error:  # noqa: BLE001  h5py raises OSError, KeyError, RuntimeError...
             damaged.append(f"{path.name} ({type(error).__name__}: {_first_line(error)})")
+    found = [item for item in found if item[0] <= at_most]
     epochs, logs, path = max(found, key=lambda item: item[0]) if found else (0, None, None)
     if damaged:
         fallback = f"resuming from {path.name} ({epochs} epoch(s) done)" if path else "training starts afresh"

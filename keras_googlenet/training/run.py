@@ -370,6 +370,7 @@ def _build_model(job, strategy, data):
 def _fit(model, job, data, folders, say, last_callbacks):
     """`model.fit` from the last backup, if any, with the built-in callbacks, the user's, then ``last_callbacks``; returns its History."""
     backup = checkpointing.EpochBackup(folders.backup_dir, folders.restore_dir)
+    cluster.agree_on_epoch(model.distribute_strategy, backup)
     if backup.resume_epoch:
         say(f"Resuming after epoch {backup.resume_epoch} from the backup in {folders.restore_dir}")
     # Keras prefixes metrics with the output name only for several outputs.

@@ -19,6 +19,11 @@ after the built-in callbacks: the backup, checkpoints and history row are
 written), creates PATH and sleeps until it is killed. Only the first to
 create PATH holds: a restarted run that (wrongly) ran that epoch again, or
 a second worker of the same cluster, goes on.
+
+With ``TINY_GOOGLENET_STALE_BACKUP`` set, the process's own copy of the
+chief's backup lacks ``latest.weights.h5`` when training reads it: a task
+of a bucket run that fetched the run while the chief was still uploading
+its last backup (`cluster.agree_on_epoch`).
 """
 
 import importlib.abc
@@ -29,6 +34,7 @@ import sys
 import time
 
 HOLD = "TINY_GOOGLENET_HOLD"
+STALE_BACKUP = "TINY_GOOGLENET_STALE_BACKUP"
 RUN_MODULE = "keras_googlenet.training.run"
 
 OUTPUT_NAMES = ("main", "aux1", "aux2")
@@ -79,8 +85,16 @@ def use_in_train(monkeypatch):
 
 
 def _patch(run):
-    """The stand-in and the holds in the module `keras_googlenet.training.run`."""
+    """The stand-in, the holds and a stale backup in the module `keras_googlenet.training.run`."""
     run.GoogLeNet = tiny_googlenet
+    if os.environ.get(STALE_BACKUP):
+        last_good_backup = run.checkpointing._last_good_backup
+
+        def without_the_latest(backup_dir, *args):
+            (pathlib.Path(backup_dir) / run.checkpointing.LATEST_BACKUP).unlink(missing_ok=True)
+            return last_good_backup(backup_dir, *args)
+
+        run.checkpointing._last_good_backup = without_the_latest
     train = run.train
     run.train = lambda *args, callbacks=(), **kwargs: train(*args, callbacks=[*callbacks, *holds()], **kwargs)
 

@@ -52,6 +52,16 @@ def test_backup_stores_the_epochs_done_and_keeps_the_previous_backup(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["latest.weights.h5", "previous.weights.h5", "training_metadata.json"]
 
 
+def test_a_task_ahead_of_the_others_steps_back_to_the_previous_backup(tmp_path):
+    fit(small_model(), checkpointing.EpochBackup(tmp_path), epochs=3)
+    backup = checkpointing.EpochBackup(tmp_path)
+    assert backup.resume_epoch == 3
+    backup.restore_at_most(2)  # what cluster.agree_on_epoch does when another task has only epoch 2
+    assert backup.resume_epoch == 2 and backup._restore_from == tmp_path / "previous.weights.h5"
+    backup.restore_at_most(1)  # no backup of one epoch is kept: from the start
+    assert (backup.resume_epoch, backup._restore_from) == (0, None)
+
+
 def test_a_kill_while_the_backup_is_written_leaves_the_last_backup_whole(tmp_path):
     model = small_model()
     backup = checkpointing.EpochBackup(tmp_path)
