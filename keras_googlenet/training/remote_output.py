@@ -5,8 +5,10 @@ no emulator endpoint and no ``s3://`` at all), so the run's files are
 written where they always are, to a local folder, and moved through fsspec
 (`storage.mirror`). Every task first pulls the run from the bucket into its
 own folder: the chief's backup there is what every task resumes from, with no
-shared volume. Only the chief pushes, after the epoch end's other callbacks,
-and once more after ``summary.json``, the run's last file; and only while it
+shared volume. Only the chief pushes, after the epoch end's other callbacks
+(in the background, while the next epoch trains; it waits only if the last
+upload has not finished), and once more after ``summary.json``, the run's
+last file (waiting for it); and only while it
 holds the run's lease (`storage.lease`), so that a second run into the same
 URI is refused instead of mixing its files with the first's.
 """
@@ -31,10 +33,11 @@ class PushAtEpochEnd(keras.callbacks.Callback):
     def __init__(self, mirror, lease):
         super().__init__()
         self.mirror, self.lease = mirror, lease
+        self.waits_s = []  # per epoch end, the seconds training waited for the previous upload
 
     def on_epoch_end(self, epoch, logs=None):
         check_lease(self.lease)
-        self.mirror.push()
+        self.waits_s.append(self.mirror.push_in_background())
 
 
 def check_lease(lease):
@@ -68,6 +71,7 @@ def run_folder(output_dir, strategy, say, routes=None):
         yield output_dir, None, None
         return
     lease = lease_lib.Lease(output_dir).acquire(say=say) if cluster.is_chief(strategy) else None
+    mirror = None
     try:
         mirror = mirror_lib.RunMirror(
             output_dir, mirror_lib.local_folder(output_dir, task_name(strategy)), NEVER_PUSHED, NOT_PULLED, routes
@@ -77,6 +81,8 @@ def run_folder(output_dir, strategy, say, routes=None):
             say(f"Fetched the run's {len(pulled)} file(s) from {output_dir} into {mirror.local_dir}.")
         yield mirror.local_dir, mirror, lease
     finally:
+        if mirror is not None:
+            mirror.wait()  # a stopped run's last upload (SIGTERM, Ctrl-C) still finishes
         if lease:
             lease.release()
     shutil.rmtree(mirror.local_dir, ignore_errors=True)  # not after a failure: its files may be there only
