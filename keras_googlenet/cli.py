@@ -334,17 +334,11 @@ def _train_arguments(args):
 
 
 def _check_train(args):
-    from keras_googlenet import storage
     from keras_googlenet.training import ray as ray_training, vertex, arguments as train_arguments  # light: no TensorFlow, no Ray
 
     args.output_dir = vertex.output_dir(args.output_dir)
 
     train_arguments.check_train_arguments(**_train_arguments(args))
-    if args.ray_workers is not None and storage.is_object_store(args.output_dir):
-        raise ValueError(
-            "--output-dir with --ray-workers must be a local folder (a shared volume) in this version; a gs:// or "
-            f"s3:// run folder works without Ray. Received: output_dir={args.output_dir!r}"
-        )
     if args.ray_workers is None and args.ray_address is not None:
         raise ValueError(f"--ray-address needs --ray-workers. Received: ray_address={args.ray_address!r}")
     if args.ray_workers is not None:

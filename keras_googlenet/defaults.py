@@ -51,3 +51,5 @@ DEFAULT_EXPORT_DIR = "exports"
 # after losing a worker before the run fails (each restart resumes from the
 # last epoch backed up).
 DEFAULT_RAY_MAX_FAILURES = 3
+# Ray's own storage (its run state and the final report): this folder of the run.
+RAY_STORAGE_DIR = "ray"

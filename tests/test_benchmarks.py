@@ -79,7 +79,7 @@ def test_markdown_has_a_table_per_part_and_every_goal():
     assert part["title"] in text
 
 
-@pytest.mark.parametrize("name", ["cpu.json", "gpu_h100.json", "weights_load_cpu.json", "ray_cpu.json"])
+@pytest.mark.parametrize("name", ["cpu.json", "gpu_h100.json", "weights_load_cpu.json", "ray_cpu.json", "backup_cpu.json"])
 def test_readme_tables_are_generated_from_the_saved_results(name):
     text = common.markdown(json.loads((RESULTS / name).read_text()))
     assert text in README.read_text()

@@ -1,8 +1,10 @@
 """`export`, `predict`, `evaluate` and `verify` with gs:// and s3:// arguments, on the emulators (tests/support/object_stores.py).
 
-The commands run in this process (`cli.main`), on a random 32 px GoogLeNet
-with six named classes: what is under test is where the files come from and
-go to, and the names that travel beside the checkpoint.
+The commands run in this process (`cli.main`), on the stand-in network with
+six named classes: what is under test is where the files come from and go
+to, and the names that travel beside the checkpoint. The slower ones run on
+one store: the staging is the same for both, and the quick tests and
+tests/training/test_object_store_output.py show each client at work.
 """
 
 import pathlib
@@ -26,15 +28,15 @@ PHOTO_CLASSES = {"bird.png": "bird", "cat.png": "cat", "grace_hopper.png": "pers
 
 @pytest.fixture(scope="module")
 def run_folder(tmp_path_factory):
-    """What `train` leaves in a run folder: best.keras with labels.txt beside it."""
+    """What `train` leaves in a run folder: best.keras with labels.txt beside it, of the stand-in network (tests/support/tiny_googlenet.py)."""
     import keras
 
-    import keras_googlenet as kg
     from keras_googlenet.artifacts import model_info
+    from tiny_googlenet import tiny_googlenet
 
     folder = tmp_path_factory.mktemp("run")
     keras.utils.set_random_seed(3)
-    model = kg.GoogLeNet(variant="bn", input_shape=(SIZE, SIZE, 3), aux_heads=False, classes=len(CLASSES))
+    model = tiny_googlenet(variant="bn", input_shape=(SIZE, SIZE, 3), aux_heads=False, classes=len(CLASSES))
     model.save(folder / "best.keras")
     model_info.write_labels(folder / "labels.txt", CLASSES)
     return folder
@@ -65,6 +67,7 @@ def test_predict_reads_a_checkpoint_and_its_labels_from_the_bucket(uploaded_run,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["s3"], indirect=True)
 def test_export_from_the_bucket_to_the_bucket_then_predict_from_the_export(uploaded_run, tmp_path, capsys):
     from keras_googlenet.data import images
 
@@ -95,6 +98,7 @@ def _scores(printed):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["gs"], indirect=True)
 def test_evaluate_reads_the_checkpoint_and_an_image_folder_from_the_bucket(uploaded_run, tmp_path, capsys):
     from keras_googlenet.data import images
 

@@ -23,12 +23,14 @@ import sys
 import tempfile
 import threading
 
+from keras_googlenet import storage
+from keras_googlenet import defaults
 from keras_googlenet.defaults import DEFAULT_OUTPUT_DIR, DEFAULT_RAY_MAX_FAILURES
 
 INSTALL_HINT = 'pip install "keras-googlenet[ray]"'
 # Ray's storage (its run state and the final report) goes in the output
 # folder, which every worker can already reach, instead of ~/ray_results.
-RAY_STORAGE_DIR = "ray"
+RAY_STORAGE_DIR = defaults.RAY_STORAGE_DIR
 LOCAL_OBJECT_STORE_BYTES = 100 * 2**20
 # Without --debug, on every process of the job: Train V2's print patch
 # sends each print through the logging module as well as stdout (every
@@ -69,9 +71,10 @@ def train_on_ray(
             in that worker are sized to it.
         max_failures: how many times Ray restarts the group after a worker
             is lost (-1: without end; 0: the first loss fails the run).
-        output_dir: the run's folder, made absolute here. On a cluster of
-            several machines every worker must reach the same folder (a shared
-            POSIX file system): the chief writes there, every worker its backups.
+        output_dir: the run's folder, made absolute here, or a ``gs://`` or
+            ``s3://`` URI. On a cluster of several machines every worker must
+            reach it: a bucket, or a shared POSIX file system. Ray's own
+            storage (``storage_path``) is its ``ray`` folder.
         debug: show Ray's own logs and every worker's output, prefixed by Ray.
         **train_kwargs: the other arguments of `training.train`, unchanged.
 
@@ -81,7 +84,8 @@ def train_on_ray(
     """
     check_ray_arguments(workers, address, gpus_per_worker, cpus_per_worker, max_failures)
     ray, ray_train, ray_backend = _import_ray()
-    output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
+    if not storage.is_object_store(output_dir):
+        output_dir = str(pathlib.Path(output_dir).expanduser().absolute())
     with contextlib.ExitStack() as stack:
         if not debug:
             stack.enter_context(_raylet_errors_kept_out())  # entered first: left after ray.shutdown
@@ -100,8 +104,7 @@ def train_on_ray(
                 resources_per_worker={"CPU": cpus_per_worker, **({"GPU": gpus_per_worker} if gpus_per_worker else {})},
             ),
             run_config=ray_train.RunConfig(
-                storage_path=os.path.join(output_dir, RAY_STORAGE_DIR),
-                failure_config=ray_train.FailureConfig(max_failures=max_failures),
+                **_ray_storage(output_dir), failure_config=ray_train.FailureConfig(max_failures=max_failures),
             ),
         )
         try:
@@ -111,6 +114,24 @@ def train_on_ray(
             if bad_input is None:
                 raise
             raise bad_input from None
+
+
+def _ray_storage(output_dir):
+    """RunConfig's ``storage_path`` (and ``storage_filesystem``, for a bucket): the ``ray`` folder of ``output_dir``.
+
+    For a gs:// or s3:// run, Ray writes through our fsspec client, wrapped
+    for pyarrow: the same credentials and endpoint variables as the run's
+    own files, where pyarrow's own clients read others.
+    """
+    if not storage.is_object_store(output_dir):
+        return {"storage_path": os.path.join(output_dir, RAY_STORAGE_DIR)}
+    import pyarrow.fs
+
+    from keras_googlenet.storage import objects
+
+    uri = storage.join(output_dir, RAY_STORAGE_DIR)
+    handler = pyarrow.fs.FSSpecHandler(objects.filesystem(uri))
+    return {"storage_path": objects.key(uri), "storage_filesystem": pyarrow.fs.PyFileSystem(handler)}
 
 
 def _worker_loop(config):

@@ -18,13 +18,14 @@ import shutil
 
 import keras
 
-from keras_googlenet import storage
+from keras_googlenet import defaults, storage
 from keras_googlenet.storage import lease as lease_lib, mirror as mirror_lib
 from keras_googlenet.training import checkpointing, cluster, output_lock
 
 NEVER_PUSHED = (output_lock.LOCK_FILE, checkpointing.TEMPORARY_PREFIX, ".download-")
-# TensorBoard's event files are appended to only by the run that made them; the lease stays in the bucket.
-NOT_PULLED = ("tensorboard/", lease_lib.LEASE_FILE)
+# TensorBoard's event files are appended to only by the run that made them; the lease, and
+# Ray's own state (under --ray-workers, Ray's storage_path), stay in the bucket.
+NOT_PULLED = ("tensorboard/", lease_lib.LEASE_FILE, defaults.RAY_STORAGE_DIR + "/")
 
 
 class PushAtEpochEnd(keras.callbacks.Callback):

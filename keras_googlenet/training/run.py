@@ -367,8 +367,13 @@ def _build_model(job, strategy, data):
     return model
 
 
-def _fit(model, job, data, folders, say, last_callbacks):
-    """`model.fit` from the last backup, if any, with the built-in callbacks, the user's, then ``last_callbacks``; returns its History."""
+def _fit(model, job, data, folders, say, upload_callbacks):
+    """`model.fit` from the last backup, if any, with the built-in callbacks, ``upload_callbacks``, then the user's; returns its History.
+
+    The upload comes right after the built-in callbacks, which write the
+    epoch's files: a user's callback that stops at an epoch end (or sleeps
+    there, as the kill tests' holds do) finds the epoch's upload started.
+    """
     backup = checkpointing.EpochBackup(folders.backup_dir, folders.restore_dir)
     cluster.agree_on_epoch(model.distribute_strategy, backup)
     if backup.resume_epoch:
@@ -401,7 +406,7 @@ def _fit(model, job, data, folders, say, last_callbacks):
             steps_per_epoch=data.steps_per_epoch,
             validation_data=data.validation,
             validation_steps=data.validation_steps,
-            callbacks=callbacks + list(job.callbacks) + last_callbacks,
+            callbacks=callbacks + upload_callbacks + list(job.callbacks),
             shuffle=False,  # the pipeline shuffles; Keras warns it cannot
             verbose=_fit_verbosity(job.verbose),
         )

@@ -171,6 +171,7 @@ def test_the_lease_of_a_killed_run_is_taken_over_once_it_lapses(bucket, stand_in
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("server", ["s3"], indirect=True)  # the same staging as gs's, in test_object_store_commands
 def test_train_reads_an_image_folder_from_the_bucket_into_a_run_in_the_bucket(bucket, stand_in, tmp_path, capsys):
     from keras_googlenet.data import images
 
@@ -245,6 +246,7 @@ def test_two_workers_with_no_shared_volume_train_into_the_bucket_and_a_killed_on
         assert [p.name for p in folder.iterdir() if not p.name.startswith("__autograph")] == [], folder
 
 
+@pytest.mark.parametrize("server", ["gs"], indirect=True)  # Vertex AI's folders are on GCS
 def test_a_vertex_ai_job_without_an_output_dir_trains_into_its_three_folders(bucket, stand_in, monkeypatch, capsys):
     base = f"{bucket}/vertex/job-1"  # what Vertex AI derives from the job's base output directory
     folders = {"AIP_CHECKPOINT_DIR": f"{base}/checkpoints/", "AIP_MODEL_DIR": f"{base}/model/", "AIP_TENSORBOARD_LOG_DIR": f"{base}/logs/"}

