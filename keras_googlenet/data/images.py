@@ -10,7 +10,7 @@ import os
 import pathlib
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 PHOTOS_RESOURCE = "assets/photos"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
@@ -40,19 +40,42 @@ def sample_photo(name="owl.jpg"):
 
 
 def load_image(path):
-    """Reads an image file as an RGB uint8 array of shape (height, width, 3).
+    """Reads an image file as an RGB uint8 array of shape (height, width, 3), as a viewer shows it.
 
-    Grayscale, palette and RGBA images are converted to RGB (alpha dropped).
+    Grayscale, palette, CMYK and RGBA images are converted to RGB (alpha
+    dropped); 16-bit greyscale is scaled to 8 bits, not clipped at 255; a
+    photo's EXIF orientation is applied. A file over Pillow's pixel limit
+    (`PIL.Image.MAX_IMAGE_PIXELS`, a guard against decompression bombs) is a
+    ValueError that names it, as is any file that is not a readable image.
     """
     if not os.path.isfile(path):
         raise ValueError(f"The image file does not exist. Received: image={str(path)!r}")
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"), dtype=np.uint8)
+            return _as_rgb(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombError as error:
+        raise ValueError(f"The image is too large: {_first_line(error)}. Received: image={str(path)!r}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(
             f"The file is not a readable image ({type(error).__name__}). Received: image={str(path)!r}"
         ) from None
+
+
+# Pillow's modes of 16-bit greyscale (PNG, TIFF): "I" holds them in 32-bit ints.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I")
+
+
+def _as_rgb(image):
+    """An RGB uint8 array of a Pillow image of any mode: 16-bit greyscale is scaled (convert("RGB") clips it at 255)."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        grey = np.round(np.asarray(image, dtype=np.float64) / 257.0)
+        return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+    return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
 
 
 def image_paths(images):
