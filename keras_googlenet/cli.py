@@ -76,10 +76,19 @@ def _local_paths_first(check, uri_arguments=()):
             value = getattr(args, name, None)
             for path in value if isinstance(value, list) else [value]:
                 (storage.check_path_or_uri if name in uri_arguments else storage.check_local)(path, name)
+        for name, what in _MUST_EXIST.items():
+            value = getattr(args, name, None)
+            if value is not None and not storage.scheme(value) and not os.path.exists(value):
+                raise FileNotFoundError(f"The {what} does not exist. Received: {name}={value!r}")
         if check:
             check(args)
 
     return checked
+
+
+# The local inputs that a command cannot start without, checked before TensorFlow
+# loads (seconds), in this order: the library would find each missing only after.
+_MUST_EXIST = {"exports": "export folder", "checkpoint": "checkpoint file", "model": "model file", "labels": "labels file"}
 
 
 def _add_summary(subparsers):

@@ -143,9 +143,9 @@ def test_export_choices_are_checked_by_the_parser(argv, message, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["export", "/no/best.keras", "--opset", "9"], "The --opset argument must be an int >= 13. Received: --opset=9"),
+        (["export", __file__, "--opset", "9"], "The --opset argument must be an int >= 13. Received: --opset=9"),
         (["export", "/no/best.keras"], "Received: CHECKPOINT='/no/best.keras'"),
-        (["export", "/no/best.keras", "--int8-io", "uint8", "uint8"], "distinct ones. Received: --int8-io=('uint8', 'uint8')"),
+        (["export", __file__, "--int8-io", "uint8", "uint8"], "distinct ones. Received: --int8-io=('uint8', 'uint8')"),
         (["predict", "/no/model.onnx", "x.jpg"], "Received: MODEL='/no/model.onnx'"),
         (["verify", "/no/best.keras", "/no/exports"], "Received: EXPORTS='/no/exports'"),
         (["train", "--epochs", "0"], "Received: --epochs=0"),
@@ -228,3 +228,27 @@ def test_the_wheel_carries_the_licence_the_photos_and_the_class_indexes(tmp_path
     for name in ("photos/owl.jpg", "photos/NOTICE", "imagenet_class_index.json", "keras_imagenet_class_index.json"):
         assert f"keras_googlenet/assets/{name}" in names, name
     assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["export", "/no/best.keras"], "The checkpoint file does not exist. Received: CHECKPOINT='/no/best.keras'"),
+        (["predict", "/no/googlenet.tflite", "x.jpg"], "The model file does not exist. Received: MODEL='/no/googlenet.tflite'"),
+        (["evaluate", "/no/best.keras"], "The checkpoint file does not exist. Received: CHECKPOINT='/no/best.keras'"),
+        (["verify", "/no/best.keras", "/no/exports"], "The export folder does not exist. Received: EXPORTS='/no/exports'"),
+        (["predict", "m.keras", "x.jpg", "--labels", "/no/labels.txt"], "The model file does not exist. Received: MODEL='m.keras'"),
+    ],
+)
+def test_a_missing_model_is_refused_before_tensorflow_loads(argv, message, tmp_path):
+    code = (
+        "import sys\nfrom keras_googlenet import cli\nstatus = cli.main(sys.argv[1:])\n"
+        "print(status, [m for m in ('tensorflow', 'keras') if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, *argv], env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, cwd=tmp_path,
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.stdout.split() == ["2", "[]"], result.stderr
+    assert result.stderr.strip() == f"keras-googlenet {argv[0]}: error: {message}"
+    assert list(tmp_path.iterdir()) == []

@@ -49,6 +49,7 @@ def test_train_options_reach_the_library_unchanged():
 )
 def test_bad_input_exits_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.h5").touch()  # exists: the extension is what is wrong
     assert cli.main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"keras-googlenet {argv[0]}: error:") and message in err and "\n" not in err

@@ -153,7 +153,10 @@ def test_a_failed_upload_keeps_the_local_copy_and_names_it(uploaded_run, tmp_pat
     shutil.rmtree(stage.root)
 
 
-def test_verify_puts_its_report_beside_exports_in_the_bucket(monkeypatch):
+def test_verify_puts_its_report_beside_exports_in_the_bucket(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "best.keras").touch()
+    (tmp_path / "exports").mkdir()
     parsed = cli.build_parser().parse_args(["verify", "best.keras", "s3://b/exports/g1/"])
     parsed.check(parsed)
     assert parsed.report == "s3://b/exports/g1/parity.json"

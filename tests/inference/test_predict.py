@@ -80,7 +80,7 @@ def test_labels_argument_overrides_the_stored_names(tmp_path, digits_checkpoint,
         (["predict", "/no/model.onnx", "x.jpg"], "model file does not exist. Received: MODEL='/no/model.onnx'"),
         (["predict", __file__, "x.jpg"], f"must be a .keras file, a SavedModel directory, a .tflite or an .onnx file. Received: MODEL='{__file__}'"),
         (["export", "/no/best.keras"], "checkpoint file does not exist. Received: CHECKPOINT='/no/best.keras'"),
-        (["export", "/no/best.keras", "--opset", "9"], "Received: --opset=9"),
+        (["export", __file__, "--opset", "9"], "Received: --opset=9"),
         (["verify", "/no/best.keras", "/no/exports"], "export folder does not exist. Received: EXPORTS='/no/exports'"),
     ],
 )
@@ -219,8 +219,10 @@ def test_streamed_predictions_equal_one_batch_of_all_photos(tmp_path, photo_path
         np.testing.assert_allclose([score for _, score in row], np.sort(expected)[::-1], atol=1e-6)
 
 
-def test_predict_command_names_an_unreadable_image_once_and_exits_1(with_unreadable, recorded, capsys):
+def test_predict_command_names_an_unreadable_image_once_and_exits_1(with_unreadable, recorded, capsys, tmp_path, monkeypatch):
     folder, broken, truncated = with_unreadable
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "model.keras").touch()  # the brightness model stands in for it (`recorded`)
     assert cli.main(["predict", "model.keras", str(folder), "--top-k", "1"]) == 1
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -231,6 +233,7 @@ def test_predict_command_names_an_unreadable_image_once_and_exits_1(with_unreada
 
 
 def test_predict_command_refuses_cam_for_an_export_before_any_work(tmp_path, capsys):
+    (tmp_path / "m.tflite").touch()
     assert cli.main(["predict", str(tmp_path / "m.tflite"), str(tmp_path), "--cam", str(tmp_path / "cams")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--cam needs a .keras checkpoint" in err and "MODEL=" in err
