@@ -14,19 +14,17 @@ import numpy as np
 import tensorflow as tf
 
 from keras_googlenet.defaults import SPLITS
-from keras_googlenet.data.sources import DIGITS, data_is_path
+from keras_googlenet.data.sources import DIGITS, IMAGE_EXTENSIONS, VALIDATION_FOLDERS, data_is_path
 
 logger = logging.getLogger(__name__)
 
 # tf.io.decode_image reads these formats; each is recognised by its first bytes.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 # What each format's last bytes are, by its first three: JPEG's EOI marker
 # (ITU-T T.81, B.1.1.3), PNG's IEND chunk with its CRC (RFC 2083, 4.1.4),
 # GIF's trailer (GIF89a spec, 27). BMP has none: its header holds its size.
 IMAGE_END_MARKERS = {b"\xff\xd8\xff": b"\xff\xd9", b"\x89PN": b"IEND\xaeB`\x82", b"GIF": b";"}
 MAX_NAMED_FILES = 10
-VALIDATION_FOLDERS = ("validation", "val")
 # The train/validation split of the digits is fixed, never the caller's seed:
 # training and evaluation calls with different seeds must get disjoint splits.
 DIGITS_SPLIT_SEED = 2014

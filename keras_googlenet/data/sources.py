@@ -10,6 +10,10 @@ import os
 import re
 
 DIGITS = "digits"
+# What an image folder holds: one subfolder of images per class, or train/ and
+# validation/ (or val/) folders of them. The extensions that TensorFlow decodes.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+VALIDATION_FOLDERS = ("validation", "val")
 
 # tensorflow-datasets' dataset names (tensorflow_datasets/core/naming.py):
 # "[namespace:]name[/config][:version][/key=value,...]", e.g. "tf_flowers",
@@ -39,3 +43,42 @@ def data_is_path(data):
     if data == DIGITS:
         return False
     return data.startswith("~") or os.path.isdir(data) or not _TFDS_NAME.fullmatch(data)
+
+
+def check_image_folder(root, received=None):
+    """Raises a one-line ValueError for an image folder that cannot train a classifier; decodes nothing.
+
+    No class subfolders; one class (a softmax over one unit learns nothing:
+    loss 0, top-1 1.0); a class folder with no file of an image extension
+    (it stops at the first image of each, so that ImageNet's folder answers
+    in a second too). Whether each file decodes is checked when it is read.
+    ``received`` is the ``data`` value to name (``root`` by default).
+    """
+    classes_root = _classes_root(root)
+    names = sorted(entry.name for entry in os.scandir(classes_root) if entry.is_dir() and not entry.name.startswith("."))
+    shown = f"Received: data={os.fspath(root if received is None else received)!r}"
+    if not names:
+        raise ValueError(f"The image folder has no class subfolders (one folder of images per class). {shown}")
+    if len(names) == 1:
+        raise ValueError(
+            f"The image folder has one class ({names[0]!r}): a classifier needs two or more, one subfolder "
+            f"of images per class. {shown}"
+        )
+    for name in names:
+        if not _holds_an_image(os.path.join(classes_root, name)):
+            raise ValueError(f"The class folder {name!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}). {shown}")
+
+
+def _classes_root(root):
+    """``root/train`` when ``root`` has train/ and validation/ (or val/) folders, else ``root``."""
+    train = os.path.join(root, "train")
+    if os.path.isdir(train) and any(os.path.isdir(os.path.join(root, name)) for name in VALIDATION_FOLDERS):
+        return train
+    return root
+
+
+def _holds_an_image(folder):
+    for _, _, filenames in os.walk(folder):
+        if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in filenames):
+            return True
+    return False

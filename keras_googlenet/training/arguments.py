@@ -116,6 +116,7 @@ def check_data(data):
         return  # tfds' catalogue needs TensorFlow: a tfds name is checked when it is loaded
     folder = pathlib.Path(data).expanduser()
     if folder.is_dir():
+        sources.check_image_folder(folder, received=os.fspath(data))
         return
     if folder.exists():
         raise ValueError(

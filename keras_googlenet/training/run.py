@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import functools
 import json
+import logging
 import math
 import os
 import pathlib
@@ -21,7 +22,7 @@ import types
 import keras
 import tensorflow as tf
 
-from keras_googlenet.data import augment, pipeline
+from keras_googlenet.data import augment, datasets, pipeline
 from keras_googlenet import storage
 from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, remote_output, vertex, arguments as train_arguments
 from keras_googlenet.artifacts import model_info
@@ -184,7 +185,7 @@ def train(
     strategy = cluster.make_strategy(strategy, devices)
     # A gs:// or s3:// output_dir is trained in a local mirror, pushed at each epoch end.
     routes = {TENSORBOARD_DIR + "/": job.outputs.tensorboard} if job.outputs.tensorboard else {}
-    with _data_on_disk(job, say), remote_output.run_folder(job.output_dir, strategy, say, routes) as (local_dir, mirror, lease):
+    with _each_warning_once(), _data_on_disk(job, say), remote_output.run_folder(job.output_dir, strategy, say, routes) as (local_dir, mirror, lease):
         folders = cluster.task_folders(local_dir, strategy, BACKUP_DIR)
         try:
             # Only the chief writes to output_dir, so only the chief locks it.
@@ -193,6 +194,30 @@ def train(
         finally:
             if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
                 shutil.rmtree(folders.write_dir, ignore_errors=True)
+
+
+class _Once(logging.Filter):
+    def __init__(self):
+        super().__init__()
+        self.seen = set()
+
+    def filter(self, record):
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+@contextlib.contextmanager
+def _each_warning_once():
+    """The data's warnings once per run: the training, validation and final evaluation read an image folder's listing three times."""
+    logger, once = datasets.logger, _Once()
+    logger.addFilter(once)
+    try:
+        yield
+    finally:
+        logger.removeFilter(once)
 
 
 @contextlib.contextmanager

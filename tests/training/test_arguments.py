@@ -48,6 +48,28 @@ def _train(cwd, *argv):
 
 
 @pytest.mark.parametrize(
+    "classes, message",
+    [
+        ({"cat": ["a.jpg"]}, "The image folder has one class ('cat'): a classifier needs two or more"),
+        ({"cat": ["a.jpg"], "dog": ["notes.txt"]}, "The class folder 'dog' holds no images (.jpg, .jpeg, .png, .gif, .bmp)"),
+        ({}, "The image folder has no class subfolders"),
+        ({"train/cat": ["a.jpg"], "train/dog": [], "val/cat": ["b.jpg"]}, "The class folder 'dog' holds no images"),
+    ],
+)
+def test_an_image_folder_that_cannot_train_a_classifier_is_refused_before_tensorflow(classes, message, tmp_path):
+    data = tmp_path / "photos"
+    data.mkdir()
+    for name, files in classes.items():
+        (data / name).mkdir(parents=True)
+        for file in files:
+            (data / name / file).write_bytes(b"not decoded: only the names are read")
+    result = _train(tmp_path, "--data", "photos", "--output-dir", "X")
+    assert (result.returncode, result.stdout) == (2, ""), result.stderr
+    assert result.stderr.startswith(f"keras-googlenet train: error: {message}") and result.stderr.endswith("Received: --data='photos'\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["photos"]  # no X/, no lock file
+
+
+@pytest.mark.parametrize(
     "argv, message",
     [
         (["--epochs", "-1"], "--epochs must be an int >= 1. Received: --epochs=-1"),

@@ -205,15 +205,18 @@ def test_train_says_what_it_will_do_before_building_anything(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_on_an_image_folder_ends_each_pass_without_running_out_of_data(tmp_path, monkeypatch):
+def test_training_on_an_image_folder_ends_each_pass_without_running_out_of_data(tmp_path, monkeypatch, caplog):
     tiny_googlenet.use_in_train(monkeypatch)  # the mechanics, not the network
+    import logging
+
     from PIL import Image
 
     for name, level in (("dark", 40), ("light", 200)):
         (tmp_path / "data" / name).mkdir(parents=True)
         for index in range(10):
             Image.new("RGB", (40, 30), (level, level, index)).save(tmp_path / "data" / name / f"{index}.png")
-    with warnings.catch_warnings(record=True) as caught:
+    (tmp_path / "data" / "dark" / "notes.txt").write_text("not an image")
+    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
         warnings.simplefilter("always")
         result = training.train(
             tmp_path / "data", output_dir=tmp_path / "run", epochs=2, batch_size=4, image_size=32, aux_heads=False,
@@ -222,3 +225,6 @@ def test_training_on_an_image_folder_ends_each_pass_without_running_out_of_data(
     messages = [str(warning.message) for warning in caught]
     assert not [m for m in messages if "ran out of data" in m or "will be ignored" in m], messages
     assert len(result.history["val_loss"]) == 2 and result.evaluation["examples"] > 0
+    # The training split, the validation split and the final evaluation each list the folder: one line.
+    skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipped ")]
+    assert len(skipped) == 1 and skipped[0].startswith("Skipped 1 of 21 files in "), skipped
