@@ -252,3 +252,24 @@ def test_a_missing_model_is_refused_before_tensorflow_loads(argv, message, tmp_p
     assert result.stdout.split() == ["2", "[]"], result.stderr
     assert result.stderr.strip() == f"keras-googlenet {argv[0]}: error: {message}"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_keras_file_of_another_network_is_refused_naming_the_file_and_what_it_is(tmp_path, capsys):
+    import keras
+
+    from keras_googlenet.data import images
+
+    inputs = keras.Input((32, 32, 3))
+    other = keras.Model(inputs, keras.layers.Dense(5, activation="softmax", name="predictions")(keras.layers.GlobalAveragePooling2D()(inputs)), name="mobilenet_stand_in")
+    other.save(tmp_path / "mobilenet.keras")
+    for argv in (["export", str(tmp_path / "mobilenet.keras"), "--output-dir", str(tmp_path / "out")],
+                 ["predict", str(tmp_path / "mobilenet.keras"), str(images.sample_photo("owl.jpg"))]):
+        assert cli.main(argv) == 2
+        err = capsys.readouterr().err
+        assert err == (
+            f"keras-googlenet {argv[0]}: error: The checkpoint is not a GoogLeNet checkpoint: it holds a Keras model named "
+            "'mobilenet_stand_in' with outputs ['predictions'], without GoogLeNet's layers; use one written by "
+            f"`keras-googlenet train` or keras_googlenet.GoogLeNet. Received: {'CHECKPOINT' if argv[0] == 'export' else 'MODEL'}="
+            f"'{tmp_path / 'mobilenet.keras'}'\n"
+        ), err
+    assert not (tmp_path / "out").exists()

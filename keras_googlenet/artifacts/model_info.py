@@ -80,7 +80,26 @@ def load_keras_file(path):
         raise ValueError(
             f"The checkpoint is not a readable .keras file ({type(error).__name__}). Received: checkpoint={str(path)!r}"
         ) from None
+    _check_googlenet(model, path)
     return model
+
+
+def _check_googlenet(model, path):
+    """Raises a one-line ValueError naming the file when ``model`` is another network, or GoogLeNet without its classifier."""
+    from keras_googlenet.model import architecture
+
+    names = {layer.name for layer in model.layers}
+    if architecture.STEM_CONV1 not in names:
+        raise ValueError(
+            f"The checkpoint is not a GoogLeNet checkpoint: it holds a Keras model named {model.name!r} with outputs "
+            f"{list(model.output_names)}, without GoogLeNet's layers; use one written by `keras-googlenet train` or "
+            f"keras_googlenet.GoogLeNet. Received: checkpoint={str(path)!r}"
+        )
+    if "main" not in model.output_names:
+        raise ValueError(
+            "The checkpoint holds GoogLeNet without its classifier (include_top=False): it has no 'main' output to "
+            f"classify with. Received: checkpoint={str(path)!r}"
+        )
 
 
 def checkpoint_info(model, checkpoint=None, labels=None):
