@@ -124,8 +124,13 @@ def checkpoint_info(model, checkpoint=None, labels=None):
 
 def tflite_info(path):
     """The ModelInfo zipped into a .tflite by export; the sidecar files of older exports."""
-    if pathlib.Path(path).read_bytes()[4:8] != tflite_metadata.TFLITE_FILE_IDENTIFIER:
-        return _sidecar_info(path)  # the interpreter then names a file that is not TFLite
+    with open(path, "rb") as file:
+        identifier = file.read(8)[4:8]
+    if identifier != tflite_metadata.TFLITE_FILE_IDENTIFIER:
+        raise ValueError(
+            f"The file is not a TFLite model: damaged, or another format (its bytes 4-8 are {identifier!r}, "
+            f"not TFLite's {tflite_metadata.TFLITE_FILE_IDENTIFIER!r}). Received: model={str(path)!r}"
+        )
     found = tflite_metadata.read_metadata(path)
     if found is None or tflite_metadata.MODEL_INFO_FILE not in found.files:
         return _sidecar_info(path)

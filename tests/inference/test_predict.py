@@ -90,11 +90,11 @@ def test_bad_input_to_the_commands_exits_2_with_one_line(argv, message, capsys):
     assert message in err and "\n" not in err and err.startswith(f"keras-googlenet {argv[0]}: error:")
 
 
-def test_tflite_without_its_metadata_sidecar_is_rejected(tmp_path):
-    lonely = tmp_path / "model.tflite"
-    lonely.write_bytes(b"\0" * 16)
-    with pytest.raises(FileNotFoundError, match=f"needs the metadata.json written beside it by export. Received: model='{lonely}'"):
-        runtimes.load_predictor(lonely)
+def test_a_damaged_tflite_is_named_as_such_not_as_missing_a_sidecar(tmp_path):
+    damaged = tmp_path / "googlenet.tflite"
+    damaged.write_bytes(np.random.default_rng(0).bytes(4096))  # what a broken copy leaves
+    with pytest.raises(ValueError, match=rf"^The file is not a TFLite model: damaged, or another format \(its bytes 4-8 are b'.*', not TFLite's b'TFL3'\)\. Received: model='{damaged}'$"):
+        runtimes.load_predictor(damaged)
 
 
 # Streaming: a fake model whose probability of class "a" is the image's mean
