@@ -221,7 +221,7 @@ def _add_predict(subparsers):
         description="Prints the top-k classes of each image, named by the class names stored with the model.",
     )
     parser.add_argument("model", metavar="MODEL", help="a .keras checkpoint, a SavedModel folder, a .tflite or an .onnx file")
-    parser.add_argument("images", metavar="IMAGES", nargs="+", help="image files or folders")
+    parser.add_argument("images", metavar="IMAGES", nargs="*", help="image files or folders (default: the six photos bundled with the package)")
     parser.add_argument("--top-k", type=int, default=5, help="classes per image (default: 5)")
     parser.add_argument("--labels", default=None, help="labels file overriding the stored class names")
     parser.add_argument("--cam", default=None, metavar="DIR", help="also write one PNG per image to DIR: the crop the model saw, its Grad-CAM heatmap for the top class and the top-k classes (.keras checkpoints only: exports have no gradients)")
@@ -235,6 +235,10 @@ def _predict(args):
     if args.cam and not args.model.endswith(".keras"):
         # Before any work: exported models keep no gradients.
         raise ValueError(f"--cam needs a .keras checkpoint: exported models have no gradients. Received: MODEL={args.model!r}")
+    if not args.images:  # wherever pip put the package
+        from keras_googlenet.data import images
+
+        args.images = [str(path) for path in images.sample_photos()]
     failed = predict.print_predictions(args.model, args.images, top=args.top_k, labels=args.labels)
     if args.cam:
         from keras_googlenet.inference import cam_images

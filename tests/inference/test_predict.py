@@ -232,6 +232,14 @@ def test_predict_command_names_an_unreadable_image_once_and_exits_1(with_unreada
     assert sum(str(truncated) in line for line in (out + err).splitlines()) == 1
 
 
+def test_predict_without_images_classifies_the_bundled_photos_from_wherever_the_package_is(recorded, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no clone here: the photos come from the installed package
+    (tmp_path / "model.keras").touch()
+    assert cli.main(["predict", "model.keras", "--top-k", "1"]) == 0
+    shown = [line[:-1] for line in capsys.readouterr().out.splitlines() if line.endswith(":")]
+    assert shown == [str(path) for path in images.sample_photos()] and len(shown) == 6
+
+
 def test_predict_command_refuses_cam_for_an_export_before_any_work(tmp_path, capsys):
     (tmp_path / "m.tflite").touch()
     assert cli.main(["predict", str(tmp_path / "m.tflite"), str(tmp_path), "--cam", str(tmp_path / "cams")]) == 2
