@@ -213,7 +213,8 @@ def test_two_workers_with_no_shared_volume_train_into_the_bucket_and_a_killed_on
         folders = {name: tmp_path / run / name for name in ("worker0", "worker1")}
         for folder in folders.values():
             folder.mkdir(parents=True)
-        return folders, {name: {"TMPDIR": str(folder)} for name, folder in folders.items()}
+        # The killed chief's lease lapses in 4 s here, not 60.
+        return folders, {name: {"TMPDIR": str(folder), "KERAS_GOOGLENET_LEASE_TERM_S": "4"} for name, folder in folders.items()}
 
     def backed_up_epoch():
         try:
@@ -229,7 +230,9 @@ def test_two_workers_with_no_shared_volume_train_into_the_bucket_and_a_killed_on
         while not (held.exists() and backed_up_epoch() >= 2):  # the chief's push of epoch 2, whole
             assert None in first.wait(0.05) and time.monotonic() < deadline, first.report()
         assert first.kill("worker1") == -signal.SIGKILL
-        assert first.wait(300)[0] not in (None, 0), first.report()
+        # Both die, as a preempted node pool's would: the survivor's own exit, naming its lost peer
+        # after 20-40 s of missed heartbeats, is test_distributed's. Its lease is left to lapse.
+        assert first.kill("worker0") == -signal.SIGKILL
     assert backed_up_epoch() == 2
 
     second_disks, env = disks("second")  # new machines: empty disks
