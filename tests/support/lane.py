@@ -43,6 +43,9 @@ class Lane:
     def __init__(self, folder, jobs, before=None):
         """Runs ``jobs`` in ``folder/NAME`` one at a time, after ``before`` (a Popen) exits."""
         self.folder, self.before = pathlib.Path(folder), before
+        # The environment as the session began: a test's monkeypatched variables (its TMPDIR,
+        # an emulator's endpoint) must not reach a job that starts while it runs.
+        self.environ = dict(os.environ)
         self.jobs = {name(job): job for job in jobs}
         self.pending = list(self.jobs)  # names, in order, once each
         self.done, self.failed = {}, {}
@@ -116,7 +119,7 @@ class Lane:
         try:
             folder.mkdir(parents=True)
             steps = self.jobs[job](folder)
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), str(SUPPORT), os.environ.get("PYTHONPATH")]))}
+            env = {**self.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), str(SUPPORT), self.environ.get("PYTHONPATH")]))}
             # One op at a time per TensorFlow process (each op still uses both cores): the
             # README's snippet, 224 px at batch 32, peaked at 3.16 GB with TF's default, 2.74
             # with this, and ran 12% faster beside the main process's tests.

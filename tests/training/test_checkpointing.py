@@ -195,9 +195,12 @@ def test_the_lock_of_a_killed_run_is_taken_over_and_released_at_exit(tmp_path):
 
 
 def test_train_releases_the_lock_when_it_fails(tmp_path):
-    (tmp_path / "no_classes").mkdir()  # passes the argument checks, fails when read, under the lock
-    with pytest.raises(ValueError, match="no_classes"):
-        training.train(tmp_path / "no_classes", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
+    # Passes the argument checks (two classes, files named as images), fails when read, under the lock.
+    for name in ("cat", "dog"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        (tmp_path / "photos" / name / "a.jpg").write_text("not a JPEG")
+    with pytest.raises(ValueError, match="has no readable images"):
+        training.train(tmp_path / "photos", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
     assert (tmp_path / "run").is_dir() and not (tmp_path / "run" / "train.lock").exists()
 
 

@@ -192,15 +192,17 @@ def test_automatic_verbosity_is_a_progress_bar_on_a_terminal_and_a_line_per_epoc
 
 def test_train_says_what_it_will_do_before_building_anything(tmp_path):
     # The first lines come before the data is read: make reading it fail
-    # (a folder without class subfolders passes the argument checks).
-    (tmp_path / "no_classes").mkdir()
+    # (two classes of files named as images pass the argument checks).
+    for name in ("cat", "dog"):
+        (tmp_path / "photos" / name).mkdir(parents=True)
+        (tmp_path / "photos" / name / "a.jpg").write_text("not a JPEG")
     lines = []
-    with pytest.raises(ValueError, match="no_classes"):
+    with pytest.raises(ValueError, match="has no readable images"):
         training.train(
-            tmp_path / "no_classes", output_dir=tmp_path / "run", epochs=3, batch_size=16, image_size=96,
+            tmp_path / "photos", output_dir=tmp_path / "run", epochs=3, batch_size=16, image_size=96,
             variant="paper", print_fn=lines.append,
         )
-    assert lines[0] == f"Training GoogLeNet (variant 'paper', 96x96 px, three heads) on '{tmp_path / 'no_classes'}' for 3 epoch(s) into {tmp_path / 'run'}"
+    assert lines[0] == f"Training GoogLeNet (variant 'paper', 96x96 px, three heads) on '{tmp_path / 'photos'}' for 3 epoch(s) into {tmp_path / 'run'}"
     assert lines[1] == "Strategy: the default strategy, 1 replica(s); global batch 16 (16 per replica)."
 
 
