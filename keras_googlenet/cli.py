@@ -189,8 +189,11 @@ def _add_verify(subparsers):
 
 def _default_report(args):
     """EXPORTS/parity.json, settled before `_staged` replaces a URI of EXPORTS by its local copy."""
+    from keras_googlenet import storage
+
     if args.report is None:
-        args.report = args.exports.rstrip("/") + "/parity.json" if "://" in args.exports else os.path.join(args.exports, "parity.json")
+        join = storage.join if storage.is_object_store(args.exports) else os.path.join
+        args.report = join(args.exports, "parity.json")
 
 
 def _verify(args):

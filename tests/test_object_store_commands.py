@@ -9,6 +9,7 @@ tests/training/test_object_store_output.py show each client at work.
 
 import pathlib
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -123,15 +124,14 @@ def test_a_missing_object_is_refused_in_one_line_naming_the_argument_and_the_uri
 
 def test_a_failed_command_uploads_nothing_and_leaves_no_copy(uploaded_run, tmp_path):
     exports = uploaded_run.replace("/runs/g1", "/exports")
-    stage = staging.Staging()
-    with pytest.raises(RuntimeError):
-        try:
-            local = pathlib.Path(stage.output(exports, "output_dir"))
+    args = types.SimpleNamespace(reads=(), writes=("output_dir",), output_dir=exports, shown=str)
+    with pytest.raises(RuntimeError, match="the converter failed"):
+        with cli._staged(args):  # as `cli.main` runs a handler
+            local = pathlib.Path(args.output_dir)
             local.mkdir()
             (local / "half.tflite").write_bytes(b"TFL3")
-            raise RuntimeError("the converter failed")  # what `_staged` runs between output() and upload()
-        finally:
-            stage.close()
+            raise RuntimeError("the converter failed")
+    assert args.output_dir != exports  # the handler wrote to a local copy
     assert not objects.filesystem(exports).exists(objects.key(exports))
     assert no_local_leftovers(tmp_path)
 

@@ -54,7 +54,8 @@ def load_image(path):
         with Image.open(path) as image:
             return _as_rgb(ImageOps.exif_transpose(image))
     except Image.DecompressionBombError as error:
-        raise ValueError(f"The image is too large: {_first_line(error)}. Received: image={str(path)!r}") from None
+        too_large = str(error).splitlines()[0].rstrip(".")  # Pillow's: the pixels and its limit
+        raise ValueError(f"The image is too large: {too_large}. Received: image={str(path)!r}") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(
             f"The file is not a readable image ({type(error).__name__}). Received: image={str(path)!r}"
@@ -72,10 +73,6 @@ def _as_rgb(image):
         return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0].rstrip(".") if text else type(error).__name__
 
 
 def image_paths(images):

@@ -23,8 +23,7 @@ import sys
 import tempfile
 import threading
 
-from keras_googlenet import storage
-from keras_googlenet import defaults
+from keras_googlenet import defaults, storage
 from keras_googlenet.defaults import DEFAULT_OUTPUT_DIR, DEFAULT_RAY_MAX_FAILURES
 
 INSTALL_HINT = 'pip install "keras-googlenet[ray]"'

@@ -34,11 +34,10 @@ class PushAtEpochEnd(keras.callbacks.Callback):
     def __init__(self, mirror, lease):
         super().__init__()
         self.mirror, self.lease = mirror, lease
-        self.waits_s = []  # per epoch end, the seconds training waited for the previous upload
 
     def on_epoch_end(self, epoch, logs=None):
         check_lease(self.lease)
-        self.waits_s.append(self.mirror.push_in_background())
+        self.mirror.push_in_background()
 
 
 def check_lease(lease):
