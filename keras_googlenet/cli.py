@@ -285,6 +285,7 @@ def _add_train(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and augmentation (default: 0)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
+    parser.add_argument("--keep-backup", action="store_true", help="keep backup/ once the run has finished, to train it on later with more --epochs (default: deleted at the end, as Keras' BackupAndRestore does)")
     parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
     _add_ray_options(parser)
     _finish(parser, _train, check=_check_train, uri_arguments=("output_dir", "data"), source="data", workers="ray_workers", address="ray_address", gpus_per_worker="ray_gpus_per_worker", cpus_per_worker="ray_cpus_per_worker", max_failures="ray_max_failures")
@@ -345,7 +346,7 @@ def _train_arguments(args):
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, use_ema=args.use_ema,
         ema_momentum=args.ema_momentum, mixed_precision=args.mixed_precision, min_crop_area=args.min_crop_area,
         strategy=args.strategy, devices=args.devices, seed=args.seed, data_dir=args.data_dir,
-        manual_dir=args.manual_dir, verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
+        manual_dir=args.manual_dir, keep_backup=args.keep_backup, verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
     )
 
 

@@ -123,6 +123,14 @@ class RunMirror:
             self._pushed[relative] = stamp
         return True
 
+    def remove(self, folder):
+        """Deletes the relative ``folder``, here and in the bucket, after any upload in the background."""
+        self.wait()
+        shutil.rmtree(self.local_dir / folder, ignore_errors=True)
+        objects.remove_tree(self.target(folder))
+        prefix = folder.rstrip("/") + "/"
+        self._pushed = {relative: stamp for relative, stamp in self._pushed.items() if not relative.startswith(prefix)}
+
     def target(self, relative):
         """The URI that the local file at ``relative`` is uploaded to."""
         for folder, uri in self.routes.items():

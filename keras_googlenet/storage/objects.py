@@ -117,6 +117,13 @@ def upload_tree(local_dir, uri):
     return relatives
 
 
+def remove_tree(uri):
+    """Deletes every object under ``uri/``; nothing there is not an error."""
+    fs, root = filesystem(uri), key(uri)
+    if fs.isdir(root):
+        fs.rm(root, recursive=True)
+
+
 def kind(uri):
     """``"folder"`` when objects exist under ``uri/``, ``"file"`` when an object is at ``uri``, else None."""
     fs, name = filesystem(uri), key(uri)

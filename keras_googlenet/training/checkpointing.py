@@ -174,6 +174,11 @@ def _numbers(logs):
     return numbers
 
 
+def has_backup(backup_dir):
+    """Whether ``backup_dir`` holds a backup file (whole or not: `EpochBackup` judges that)."""
+    return any((pathlib.Path(backup_dir) / name).is_file() for name in (LATEST_BACKUP, PREVIOUS_BACKUP, NEXT_BACKUP))
+
+
 def _last_good_backup(backup_dir, at_most=float("inf")):
     """(path, epochs done, logs of the last epoch or None) of the newest readable backup of at most ``at_most`` epochs, or (None, 0, None)."""
     # next.weights.h5 is complete (written atomically) but was not yet renamed to latest.

@@ -97,6 +97,7 @@ def train(
     seed=0,
     data_dir=None,
     manual_dir=None,
+    keep_backup=False,
     callbacks=(),
     verbose="auto",
     print_fn=print,
@@ -167,6 +168,11 @@ def train(
         seed: the seed of the weights, the data order and the augmentation.
         data_dir: where tfds keeps its datasets.
         manual_dir: the hand-downloaded archives of a tfds dataset (ImageNet).
+        keep_backup: keep ``backup/`` after the run has finished, as the
+            means to train it on later with a larger ``epochs``. By default
+            it is deleted once ``summary.json`` marks the run finished, as
+            Keras' `BackupAndRestore` deletes its own: at 224 px it is
+            two copies of the weights and the optimizer state (200 MB).
         callbacks: more Keras callbacks, run after the built-in ones.
         verbose: `model.fit`'s output: 0 silent, 1 a progress bar, 2 one line
             per epoch; ``"auto"``: 1 when stdout is a terminal, else 2.
@@ -300,8 +306,17 @@ def _train_in(folders, job, strategy, say, remote):
             remote[0].push(final=True)  # summary.json last: the bucket holds a finished run
         if job.outputs.model:
             _copy_model(folders.write_dir, job.outputs.model, say)
+        if not job.keep_backup:  # after summary.json: a kill in between leaves a finished run
+            _delete_backup(folders, remote)
         _report(result, data.info, strategy, job.validation_split, say)
     return result
+
+
+def _delete_backup(folders, remote):
+    if remote:
+        remote[0].remove(BACKUP_DIR)  # here and in the bucket
+    else:
+        shutil.rmtree(folders.backup_dir, ignore_errors=True)
 
 
 def _copy_model(run_dir, model_uri, say):
@@ -321,7 +336,9 @@ def _finished_run(folders, job, say):
     ``summary.json`` is the run's last file (in a bucket too): it marks a
     finished run. Running the same command again, as a TFJob, Ray or
     Vertex AI retry or a user does, retrains nothing and rewrites no file.
-    A larger ``epochs`` trains on from the backup.
+    A larger ``epochs`` trains on from the backup, where it was kept
+    (``keep_backup``); without it, that is a one-line ValueError rather
+    than a new run over the old one's files.
     """
     path = folders.output_dir / SUMMARY_FILE
     if not path.is_file():
@@ -329,12 +346,19 @@ def _finished_run(folders, job, say):
     fields = {field.name for field in dataclasses.fields(TrainingResult)}
     summary = {key: value for key, value in json.loads(path.read_text()).items() if key in fields}
     done = len(summary.get("history", {}).get("loss", []))
-    if done < job.epochs:
-        return None
     where = job.output_dir if storage.is_object_store(job.output_dir) else folders.output_dir
+    if done < job.epochs:
+        if checkpointing.has_backup(folders.restore_dir):
+            return None
+        raise ValueError(
+            f"The run in {where} is complete ({done} epochs) and its backup was deleted when it finished, so it "
+            f"cannot train on to {job.epochs} epochs: train into a new folder (keep the backup with "
+            f"keep_backup=True, --keep-backup, to train a run on later). Received: epochs={job.epochs!r}"
+        )
+    more = ", or ask for more epochs to train this one on" if checkpointing.has_backup(folders.restore_dir) else ""
     say(
         f"The run in {where} is complete ({done} epochs; its {SUMMARY_FILE} says so): nothing to train. "
-        f"Train into a new folder for a new run, or ask for more epochs to train this one on."
+        f"Train into a new folder for a new run{more}."
     )
     return TrainingResult(**{**summary, "is_chief": folders.chief})
 

@@ -204,22 +204,39 @@ def test_train_releases_the_lock_when_it_fails(tmp_path):
     assert (tmp_path / "run").is_dir() and not (tmp_path / "run" / "train.lock").exists()
 
 
-def test_a_finished_run_run_again_trains_nothing_and_rewrites_nothing(tmp_path, monkeypatch):
+def test_a_finished_run_deletes_its_backup_and_run_again_trains_nothing_and_rewrites_nothing(tmp_path, monkeypatch):
     tiny_googlenet.use_in_train(monkeypatch)
     run = tmp_path / "run"
     first = training.train(output_dir=run, **{**KILL_SETTINGS, "epochs": 2})
+    assert not (run / "backup").exists()  # as Keras' BackupAndRestore deletes its own
     files = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
-    shutil.rmtree(run / "backup")  # even without its backup, which once made the history start afresh
     lines = []
+    # Without its backup, which once made the history start afresh.
     again = training.train(output_dir=run, **{**KILL_SETTINGS, "epochs": 2, "print_fn": lines.append})
     assert lines[-1] == (
         f"The run in {run} is complete (2 epochs; its summary.json says so): nothing to train. "
-        "Train into a new folder for a new run, or ask for more epochs to train this one on."
+        "Train into a new folder for a new run."
     ), lines
     assert again == first
-    after = {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
-    assert after == {name: data for name, data in files.items() if name.parts[0] != "backup"}
+    assert files == {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
     assert not any("steps per epoch" in line for line in lines)  # no data, no model: it returned before them
+    with pytest.raises(ValueError, match=r"its backup was deleted when it finished.*--keep-backup.*Received: epochs=3$"):
+        training.train(output_dir=run, **{**KILL_SETTINGS, "epochs": 3})
+    assert files == {path.relative_to(run): path.read_bytes() for path in run.rglob("*") if path.is_file()}
+
+
+def test_a_run_that_keeps_its_backup_trains_on_with_more_epochs(tmp_path, monkeypatch):
+    tiny_googlenet.use_in_train(monkeypatch)
+    run, lines = tmp_path / "run", []
+    training.train(output_dir=run, keep_backup=True, **{**KILL_SETTINGS, "epochs": 1})
+    assert checkpointing.has_backup(run / "backup")
+    training.train(output_dir=run, keep_backup=True, **{**KILL_SETTINGS, "epochs": 1, "print_fn": lines.append})
+    assert lines[-1].endswith("Train into a new folder for a new run, or ask for more epochs to train this one on."), lines
+    lines.clear()
+    training.train(output_dir=run, **{**KILL_SETTINGS, "epochs": 2, "print_fn": lines.append})
+    assert "Resuming after epoch 1 from the backup in " + str(run / "backup") in lines, lines
+    assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] == ["0", "1"]
+    assert not (run / "backup").exists()
 
 
 def _layer_arrays(path):

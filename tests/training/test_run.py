@@ -120,7 +120,7 @@ def _short_training(folder):
     script = (
         "import json\nfrom keras_googlenet.training import run\n"
         "result = run.train(output_dir='run', epochs=2, steps_per_epoch=40, batch_size=32, image_size=32, aux_heads=False,"
-        " learning_rate=0.01, use_ema=True, ema_momentum=0.8, verbose=0, print_fn=lambda line: None)\n"
+        " learning_rate=0.01, use_ema=True, ema_momentum=0.8, keep_backup=True, verbose=0, print_fn=lambda line: None)\n"
         "json.dump(result.evaluation, open('evaluation.json', 'w'))\n"
     )
     return [lane.python("-c", script)]
