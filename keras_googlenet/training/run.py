@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from keras_googlenet.data import augment, datasets, pipeline
 from keras_googlenet import storage
-from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, remote_output, vertex, arguments as train_arguments
+from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, progress, remote_output, vertex, arguments as train_arguments
 from keras_googlenet.artifacts import model_info
 from keras_googlenet.model.googlenet import GoogLeNet
 from keras_googlenet.model.task import build_from_element_spec, compile_googlenet
@@ -447,6 +447,8 @@ def _fit(model, job, data, folders, say, upload_callbacks):
         interrupted=interrupted,
     )
     say(f"{data.steps_per_epoch} steps per epoch; the first one compiles the model and takes longest.")
+    verbose = _fit_verbosity(job.verbose)
+    shown = [progress.EpochLine()] if verbose else []  # within 120 columns; every metric is in history.csv
     try:
         return model.fit(
             data.train,
@@ -455,9 +457,9 @@ def _fit(model, job, data, folders, say, upload_callbacks):
             steps_per_epoch=data.steps_per_epoch,
             validation_data=data.validation,
             validation_steps=data.validation_steps,
-            callbacks=callbacks + upload_callbacks + list(job.callbacks),
+            callbacks=callbacks + upload_callbacks + list(job.callbacks) + shown,
             shuffle=False,  # the pipeline shuffles; Keras warns it cannot
-            verbose=_fit_verbosity(job.verbose),
+            verbose=verbose,
         )
     except tf.errors.UnavailableError as error:  # a peer's death: TensorFlow's first line names only an op
         lost = cluster.peer_lost(error)

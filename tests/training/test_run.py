@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import sys
 import warnings
 
@@ -230,3 +231,24 @@ def test_training_on_an_image_folder_ends_each_pass_without_running_out_of_data(
     # The training split, the validation split and the final evaluation each list the folder: one line.
     skipped = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipped ")]
     assert len(skipped) == 1 and skipped[0].startswith("Skipped 1 of 21 files in "), skipped
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_an_epoch_line_fits_in_120_columns_and_history_csv_keeps_every_metric(verbose, tmp_path, monkeypatch, capsys):
+    tiny_googlenet.use_in_train(monkeypatch)  # the mechanics, not the network: the three heads' metric names
+    training.train(
+        output_dir=tmp_path, epochs=2, steps_per_epoch=12, batch_size=2, image_size=80, learning_rate=1e-5,
+        verbose=verbose, print_fn=lambda line: None,
+    )
+    out = capsys.readouterr().out
+    # A progress bar redraws its line after a carriage return, in colours: what a terminal shows.
+    # (and backspaces, and spaces that clear a longer drawing).
+    lines = [re.sub(r"\x1b\[[0-9;]*m|\x08", "", line).rstrip() for row in out.splitlines() for line in row.split("\r")]
+    lines = [line for line in lines if line.strip()]
+    epoch_lines = [line for line in lines if "val_top1" in line]
+    assert len(epoch_lines) == 2, lines
+    assert max(len(line) for line in lines) <= 120, max(lines, key=len)
+    assert all(" - loss: " in line and " - top1: " in line and " - val_top5: " in line for line in epoch_lines), epoch_lines
+    with open(tmp_path / "history.csv", newline="") as file:
+        header = next(csv.reader(file))
+    assert {"aux1_loss", "aux2_loss", "main_top5", "val_main_loss", "val_aux1_loss", "val_main_top5"} <= set(header), header
