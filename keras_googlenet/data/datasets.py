@@ -9,22 +9,25 @@ import dataclasses
 import hashlib
 import logging
 import os
+import tempfile
 
 import numpy as np
 import tensorflow as tf
 
 from keras_googlenet.defaults import SPLITS
-from keras_googlenet.data.sources import DIGITS, IMAGE_EXTENSIONS, VALIDATION_FOLDERS, data_is_path
+from keras_googlenet.data import skipped
+from keras_googlenet.data.image_files import IMAGE_EXTENSIONS, has_image_extension, not_an_image_file
+from keras_googlenet.data.sources import DIGITS, VALIDATION_FOLDERS, data_is_path
 
 logger = logging.getLogger(__name__)
 
 # tf.io.decode_image reads these formats; each is recognised by its first bytes.
-IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
+IMAGE_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"RIFF")
 # What each format's last bytes are, by its first three: JPEG's EOI marker
 # (ITU-T T.81, B.1.1.3), PNG's IEND chunk with its CRC (RFC 2083, 4.1.4),
-# GIF's trailer (GIF89a spec, 27). BMP has none: its header holds its size.
+# GIF's trailer (GIF89a spec, 27). BMP and WebP (a RIFF file) have none:
+# their headers hold their sizes.
 IMAGE_END_MARKERS = {b"\xff\xd8\xff": b"\xff\xd9", b"\x89PN": b"IEND\xaeB`\x82", b"GIF": b";"}
-MAX_NAMED_FILES = 10
 # The train/validation split of the digits is fixed, never the caller's seed:
 # training and evaluation calls with different seeds must get disjoint splits.
 DIGITS_SPLIT_SEED = 2014
@@ -180,14 +183,23 @@ def _class_folders(root):
 
 
 def _list_images(root, class_names, known_classes_only=False):
-    """(path, label) of every readable-looking image, sorted; warns of skips."""
+    """(path, label) of every readable-looking image, sorted; names each file it drops.
+
+    The images in a class folder's own folders count for the class, as in
+    Keras' `image_dataset_from_directory`; one warning says so. A file with
+    an image extension that is not one (a broken link, a link loop, a
+    truncated or foreign file) is named with its reason, the first
+    `skipped.SHOWN` of them in a line each and all of them in a file; the
+    others (``notes.txt``) are counted.
+    """
     if known_classes_only:
         unknown = sorted(set(_class_folders(root)) - set(class_names))
         if unknown:
             raise ValueError(
                 f"The validation folder has classes that train has not: {unknown}. Received: source={root!r}"
             )
-    items, not_images, unreadable = [], 0, []
+    items, not_images, nested = [], 0, []
+    dropped = skipped.SkippedFiles(logger.warning, _skipped_list_path(root))
     for label, name in enumerate(class_names):
         class_root = os.path.join(root, name)
         if known_classes_only and not os.path.isdir(class_root):
@@ -195,32 +207,55 @@ def _list_images(root, class_names, known_classes_only=False):
         count = 0
         for folder, subfolders, filenames in sorted(os.walk(class_root)):
             subfolders.sort()
+            nested += [os.path.relpath(os.path.join(folder, sub), root) for sub in subfolders]
             for filename in sorted(filenames):
                 path = os.path.join(folder, filename)
-                if not filename.lower().endswith(IMAGE_EXTENSIONS):
+                if not has_image_extension(filename):
                     not_images += 1
-                elif not _is_whole_image(path):
-                    unreadable.append(os.path.relpath(path, root))
-                else:
+                    continue
+                if _opens_whole(path):
                     items.append((path, label))
                     count += 1
+                else:  # the reason costs a few more system calls, for the few files that need one
+                    reason = not_an_image_file(path) or _NOT_WHOLE
+                    dropped.add(f"Skipped {path}: the image file {reason}.")
         if not count:
             raise ValueError(f"The class folder {name!r} has no readable images. Received: source={root!r}")
-    if not_images or unreadable:
-        named = ", ".join(unreadable[:MAX_NAMED_FILES]) + (
-            f" and {len(unreadable) - MAX_NAMED_FILES} more" if len(unreadable) > MAX_NAMED_FILES else ""
-        )
-        logger.warning(
-            "Skipped %d of %d files in %s: %d without an image extension %s, %d not a readable image%s.",
-            not_images + len(unreadable),
-            len(items) + not_images + len(unreadable),
-            root,
-            not_images,
-            IMAGE_EXTENSIONS,
-            len(unreadable),
-            f" ({named})" if unreadable else "",
-        )
+    _say_what_was_left(root, len(items), not_images, dropped, nested)
     return items
+
+
+_NOT_WHOLE = "is not a whole image (cut short, damaged, or another format under an image's name)"
+
+
+def _say_what_was_left(root, kept, not_images, dropped, nested):
+    if nested:
+        logger.warning(
+            "Counted the images in %d folder(s) inside the class folders of %s as their class's (first: %s), "
+            "as Keras' image_dataset_from_directory does.", len(nested), root, nested[0],
+        )
+    if not (not_images or dropped.lines):
+        return
+    listed = dropped.close()
+    logger.warning(
+        "Skipped %d of %d files in %s: %d without an image extension %s, %d not readable%s.",
+        not_images + len(dropped.lines), kept + not_images + len(dropped.lines), root, not_images,
+        IMAGE_EXTENSIONS, len(dropped.lines),
+        f" (the first {skipped.SHOWN} named above, all of them in {listed})" if listed else "",
+    )
+
+
+def _skipped_list_path(root):
+    """The list of a folder's skipped files: one per folder, so that each listing of it in a run writes the same file."""
+    digest = hashlib.sha1(os.path.abspath(root).encode("utf-8")).hexdigest()[:12]
+    return os.path.join(tempfile.gettempdir(), f"keras_googlenet_skipped_{digest}.txt")
+
+
+def _opens_whole(path):
+    try:
+        return _is_whole_image(path)
+    except OSError:  # a broken link, a link loop, no permission
+        return False
 
 
 def _is_whole_image(path):
@@ -239,14 +274,16 @@ def _is_whole_image(path):
     is left to `ignore_errors`.
     """
     with open(path, "rb") as file:
-        head = file.read(8)
-        if not head.startswith(IMAGE_SIGNATURES):
+        head = file.read(12)
+        if not head.startswith(IMAGE_SIGNATURES) or (head.startswith(b"RIFF") and head[8:12] != b"WEBP"):
             return False
         size = file.seek(0, os.SEEK_END)
         file.seek(max(0, size - 16))
         tail = file.read()
     if head.startswith(b"BM"):  # the header stores the file size (little-endian, bytes 2-5)
         whole = int.from_bytes(head[2:6], "little") == size
+    elif head.startswith(b"RIFF"):  # the size of what follows the first 8 bytes (little-endian, bytes 4-7)
+        whole = int.from_bytes(head[4:8], "little") + 8 <= size
     else:
         whole = tail.rstrip(b"\0").endswith(IMAGE_END_MARKERS[head[:3]])
     return whole or _decodes(path)

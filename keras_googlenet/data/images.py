@@ -12,8 +12,9 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from keras_googlenet.data.image_files import has_image_extension, not_an_image_file
+
 PHOTOS_RESOURCE = "assets/photos"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 # Images decoded, cropped and run at once: memory grows with this, not with
 # the number of images (1000 photos in one batch took 12 GB).
 BATCH_SIZE = 32
@@ -28,7 +29,7 @@ def sample_photos():
     """
     folder = importlib.resources.files("keras_googlenet").joinpath(PHOTOS_RESOURCE)
     # A regular or editable install is a folder on disk; the paths are plain files.
-    return sorted(pathlib.Path(os.fspath(entry)) for entry in folder.iterdir() if entry.name.lower().endswith(IMAGE_SUFFIXES))
+    return sorted(pathlib.Path(os.fspath(entry)) for entry in folder.iterdir() if has_image_extension(entry.name))
 
 
 def sample_photo(name="owl.jpg"):
@@ -46,10 +47,12 @@ def load_image(path):
     dropped); 16-bit greyscale is scaled to 8 bits, not clipped at 255; a
     photo's EXIF orientation is applied. A file over Pillow's pixel limit
     (`PIL.Image.MAX_IMAGE_PIXELS`, a guard against decompression bombs) is a
-    ValueError that names it, as is any file that is not a readable image.
+    ValueError that names it, as is any path that is no image file (see
+    `image_files.not_an_image_file`) and any file that is not a readable image.
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"The image file does not exist. Received: image={str(path)!r}")
+    reason = not_an_image_file(path)
+    if reason:
+        raise ValueError(f"The image file {reason}. Received: image={str(path)!r}")
     try:
         with Image.open(path) as image:
             return _as_rgb(ImageOps.exif_transpose(image))
@@ -76,18 +79,21 @@ def _as_rgb(image):
 
 
 def image_paths(images):
-    """Image files from a mix of files and folders (a folder's images, sorted)."""
+    """Image files from a mix of files and folders: a folder's entries with an image extension, sorted.
+
+    A folder is not searched below its own entries. One that holds no entry
+    with an image extension stays in the list as itself, so that the
+    reader (`load_image`) names it as a folder in its place, and the other
+    images are still read.
+    """
     if isinstance(images, (str, os.PathLike)):
         images = [images]
     paths = []
     for item in images:
+        found = []
         if os.path.isdir(item):
-            found = sorted(p for p in pathlib.Path(item).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise ValueError(f"The folder holds no images ({', '.join(IMAGE_SUFFIXES)}). Received: images={str(item)!r}")
-            paths.extend(found)
-        else:
-            paths.append(pathlib.Path(item))
+            found = sorted(p for p in pathlib.Path(item).iterdir() if has_image_extension(p.name))
+        paths.extend(found or [pathlib.Path(item)])
     return paths
 
 
@@ -129,7 +135,7 @@ def batches(items, batch_size=BATCH_SIZE):
 
 
 def _holds_images(folder):
-    return os.path.isdir(folder) and any(p.suffix.lower() in IMAGE_SUFFIXES for p in pathlib.Path(folder).iterdir())
+    return os.path.isdir(folder) and any(has_image_extension(p.name) for p in pathlib.Path(folder).iterdir())
 
 
 def crop_images(images, image_size):

@@ -9,10 +9,11 @@ imported here.
 import os
 import re
 
+from keras_googlenet.data.image_files import IMAGE_EXTENSIONS, has_image_extension
+
 DIGITS = "digits"
-# What an image folder holds: one subfolder of images per class, or train/ and
-# validation/ (or val/) folders of them. The extensions that TensorFlow decodes.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+# What an image folder holds: one subfolder of images per class (of
+# `image_files.IMAGE_EXTENSIONS`), or train/ and validation/ (or val/) folders of them.
 VALIDATION_FOLDERS = ("validation", "val")
 
 # tensorflow-datasets' dataset names (tensorflow_datasets/core/naming.py):
@@ -79,6 +80,6 @@ def _classes_root(root):
 
 def _holds_an_image(folder):
     for _, _, filenames in os.walk(folder):
-        if any(name.lower().endswith(IMAGE_EXTENSIONS) for name in filenames):
+        if any(has_image_extension(name) for name in filenames):
             return True
     return False

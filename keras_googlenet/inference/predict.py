@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 
 from keras_googlenet.model import imagenet_utils
-from keras_googlenet.data import images as images_lib
+from keras_googlenet.data import images as images_lib, skipped
 from keras_googlenet.inference import runtimes
 
 
@@ -108,18 +108,22 @@ def print_predictions(model, images, top=5, labels=None, print_fn=print, batch_s
     """Prints the top classes of each image as it is classified, as the `predict` command does.
 
     An unreadable image prints ``path: error: <message>`` in its place, once
-    (not again on stderr): the output lists every image, in order.
+    (not again on stderr). After `skipped.SHOWN` of them the others are only
+    counted: the last line names a file that lists them all.
 
     Returns:
         The paths of the images that could not be read, for an exit status.
     """
-    failed = []
+    failed, named = [], skipped.SkippedFiles(print_fn)
     for prediction in iter_predictions(model, images, top=top, labels=labels, batch_size=batch_size):
         if prediction.error:
             failed.append(prediction.image)
-            print_fn(f"{prediction.image}: error: {prediction.error}")
+            named.add(f"{prediction.image}: error: {prediction.error}")
             continue
         print_fn(f"{prediction.image}:")
         for name, score in prediction.classes:
             print_fn(f"  {score:8.4f}  {name}")
+    listed = named.close()
+    if listed:
+        print_fn(f"{len(failed)} images could not be read; the first {skipped.SHOWN} are named above, all of them in {listed}")
     return failed

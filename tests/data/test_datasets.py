@@ -2,6 +2,8 @@
 
 import io
 import logging
+import os
+import pathlib
 import re
 
 import numpy as np
@@ -64,19 +66,26 @@ def test_folder_holdout_is_a_fixed_hash_of_each_path_whatever_the_seed(image_fol
     assert 0 < counts[0]["validation"] < 12
 
 
-def test_folder_skips_are_counted_in_one_warning(image_folder, caplog):
+def test_folder_skips_name_each_unreadable_image_then_count_them(image_folder, caplog):
     with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
         datasets.load_examples(image_folder)
     warnings = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"]
-    assert len(warnings) == 1
-    assert "Skipped 3 of 15 files" in warnings[0]
-    assert "2 not a readable image (bright/truncated.jpg, dark/broken.jpg)." in warnings[0]
+    not_whole = "the image file is not a whole image (cut short, damaged, or another format under an image's name)."
+    assert warnings == [
+        f"Skipped {image_folder / 'bright' / 'truncated.jpg'}: {not_whole}",
+        f"Skipped {image_folder / 'dark' / 'broken.jpg'}: {not_whole}",
+        f"Skipped 3 of 15 files in {image_folder}: 1 without an image extension "
+        "('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp'), 2 not readable.",
+    ]
+
+
+def noisy_image_pixels(seed=0):
+    return np.random.default_rng(seed).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
 
 
 def noisy_image_bytes(image_format, seed=0):
-    pixels = np.random.default_rng(seed).integers(0, 256, size=(48, 64, 3), dtype=np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, image_format)
+    Image.fromarray(noisy_image_pixels(seed)).save(buffer, image_format)
     return buffer.getvalue()
 
 
@@ -92,9 +101,9 @@ def test_images_cut_short_are_named_in_the_warning_and_never_reach_training(tmp_
     (tmp_path / "cat" / "trailer.jpg").write_bytes(noisy_image_bytes("JPEG", 9) + b"camera data")
     with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
         dataset, info = datasets.load_examples(tmp_path, "train", validation_fraction=0.01)
-    [warning] = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"]
-    assert "Skipped 4 of 9 files" in warning
-    assert "4 not a readable image (cat/cut.bmp, cat/cut.gif, cat/cut.jpg, cat/cut.png)." in warning
+    *named, warning = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"]
+    assert "Skipped 4 of 9 files" in warning and "4 not readable." in warning
+    assert [line.split(":")[0] for line in named] == [f"Skipped {tmp_path / 'cat' / name}" for name in ("cut.bmp", "cut.gif", "cut.jpg", "cut.png")]
     assert sum(info.num_examples.values()) == 5
     images, _ = as_arrays(dataset)
     assert len(images) == info.num_examples["train"]  # nothing left for ignore_errors to drop
@@ -196,3 +205,40 @@ def test_a_tfds_dataset_without_validation_holds_out_the_end_of_train():
     specs = dict(datasets._split_specs(splits, validation_fraction=0.2))
     assert specs == {"train": "train[:80%]", "validation": "train[80%:]"}
     assert {key: splits[spec].num_examples for key, spec in specs.items()} == {"train": 2936, "validation": 734}
+
+
+def test_a_training_folder_names_links_and_loops_counts_nested_folders_and_reads_webp(tmp_path, caplog):
+    for name in ("cat", "dog"):
+        (tmp_path / name / "indoor").mkdir(parents=True)
+        Image.fromarray(noisy_image_pixels(1)).save(tmp_path / name / "a.webp")  # decoded by TensorFlow as by Pillow
+        Image.fromarray(noisy_image_pixels(2)).save(tmp_path / name / "indoor" / "b.png")  # counted for the class
+        Image.fromarray(noisy_image_pixels(3)).save(tmp_path / name / "scan.tif")  # read nowhere: not an image type
+    (tmp_path / "cat" / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    (tmp_path / "cat" / "loop.jpg").symlink_to(tmp_path / "cat" / "loop.jpg")
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
+        dataset, info = datasets.load_examples(tmp_path, "train", validation_fraction=0.01)
+    assert [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"] == [
+        f"Skipped {tmp_path / 'cat' / 'gone.jpg'}: the image file is a broken link (to '{tmp_path / 'deleted.jpg'}').",
+        f"Skipped {tmp_path / 'cat' / 'loop.jpg'}: the image file is a symbolic link loop.",
+        f"Counted the images in 2 folder(s) inside the class folders of {tmp_path} as their class's (first: "
+        f"{os.path.join('cat', 'indoor')}), as Keras' image_dataset_from_directory does.",
+        f"Skipped 4 of 8 files in {tmp_path}: 2 without an image extension ('.jpg', '.jpeg', '.png', '.gif', '.bmp', "
+        "'.webp'), 2 not readable.",
+    ]
+    assert sum(info.num_examples.values()) == 4
+    assert len(as_arrays(dataset)[0]) == info.num_examples["train"]
+
+
+def test_after_twenty_skipped_training_files_the_others_are_listed_in_a_file(tmp_path, caplog):
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(noisy_image_pixels(4)).save(tmp_path / name / "good.png")
+    for index in range(25):
+        (tmp_path / "cat" / f"bad_{index:02d}.jpg").write_text("not an image")
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
+        datasets.load_examples(tmp_path, "train", validation_fraction=0.01)
+    *named, summary = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"]
+    assert len(named) == 20 and named[0].startswith(f"Skipped {tmp_path / 'cat' / 'bad_00.jpg'}: ")
+    listed = summary.rsplit(" ", 1)[1].rstrip(").")
+    assert summary.endswith(f"25 not readable (the first 20 named above, all of them in {listed}).")
+    assert len(pathlib.Path(listed).read_text().splitlines()) == 25

@@ -1,6 +1,7 @@
 """predict: the same answer from every format, class names from the export, one-line errors."""
 
 import io
+import pathlib
 
 import numpy as np
 import pytest
@@ -246,3 +247,40 @@ def test_predict_command_refuses_cam_for_an_export_before_any_work(tmp_path, cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--cam needs a .keras checkpoint" in err and "MODEL=" in err
     assert not (tmp_path / "cams").exists()
+
+
+def test_every_path_that_is_no_image_is_named_for_what_it_is_and_the_others_are_classified(grey_images, recorded, tmp_path, capsys):
+    folder = grey_images[0].parent
+    (folder / "album.jpg").mkdir()  # a folder named like an image, inside a folder given
+    (folder / "gone.jpg").symlink_to(folder / "deleted.jpg")
+    (folder / "loop.png").symlink_to(folder / "loop.png")
+    (tmp_path / "empty").mkdir()
+    scan = tmp_path / "scan.tif"
+    Image.fromarray(np.full((40, 50, 3), 100, np.uint8)).save(scan)  # Pillow reads it; training could not
+    failed = predict.print_predictions("model.keras", [folder, tmp_path / "empty", scan], top=1)
+    errors = dict(line.split(": error: ") for line in capsys.readouterr().out.splitlines() if ": error: " in line)
+    types = ".jpg, .jpeg, .png, .gif, .bmp, .webp"
+    assert errors == {
+        str(folder / "album.jpg"): f"The image file is a folder that holds no images ({types}). Received: image='{folder / 'album.jpg'}'",
+        str(folder / "gone.jpg"): f"The image file is a broken link (to '{folder / 'deleted.jpg'}'). Received: image='{folder / 'gone.jpg'}'",
+        str(folder / "loop.png"): f"The image file is a symbolic link loop. Received: image='{folder / 'loop.png'}'",
+        str(tmp_path / "empty"): f"The image file is a folder that holds no images ({types}). Received: image='{tmp_path / 'empty'}'",
+        str(scan): f"The image file has an extension that is not read ('.tif'; the image types are {types}). Received: image='{scan}'",
+    }
+    assert sorted(failed) == sorted(errors)
+    assert recorded["loads"] == len(LEVELS) + 5  # every grey image classified besides
+
+
+def test_after_twenty_unreadable_images_the_others_are_counted_and_listed_in_a_file(grey_images, recorded, tmp_path, capsys):
+    bad = [tmp_path / f"bad_{index:02d}.jpg" for index in range(25)]
+    for path in bad:
+        path.write_text("not an image")
+    failed = predict.print_predictions("model.keras", [*bad, grey_images[0]], top=1)
+    lines = capsys.readouterr().out.splitlines()
+    assert failed == [str(path) for path in bad]
+    assert [line.split(": error: ")[0] for line in lines[:20]] == [str(path) for path in bad[:20]]
+    assert lines[20:22] == [f"{grey_images[0]}:", lines[21]]  # the good image after them, in its place
+    listed = lines[-1].rsplit(" ", 1)[1]
+    assert lines[-1] == f"25 images could not be read; the first 20 are named above, all of them in {listed}"
+    assert len(lines) == 23
+    assert [line.split(": error: ")[0] for line in pathlib.Path(listed).read_text().splitlines()] == [str(path) for path in bad]

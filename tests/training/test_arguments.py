@@ -51,7 +51,7 @@ def _train(cwd, *argv):
     "classes, message",
     [
         ({"cat": ["a.jpg"]}, "The image folder has one class ('cat'): a classifier needs two or more"),
-        ({"cat": ["a.jpg"], "dog": ["notes.txt"]}, "The class folder 'dog' holds no images (.jpg, .jpeg, .png, .gif, .bmp)"),
+        ({"cat": ["a.jpg"], "dog": ["notes.txt"]}, "The class folder 'dog' holds no images (.jpg, .jpeg, .png, .gif, .bmp, .webp)"),
         ({}, "The image folder has no class subfolders"),
         ({"train/cat": ["a.jpg"], "train/dog": [], "val/cat": ["b.jpg"]}, "The class folder 'dog' holds no images"),
     ],
