@@ -424,9 +424,18 @@ def main(argv=None):
         _report(args.command, "interrupted")
         return 130
     except Exception as error:  # a bug, or a failure inside TensorFlow: one line, the rest behind --debug
-        _report(args.command, f"{type(error).__name__}: {args.shown(_first_line(error))} (run with --debug for the traceback)")
+        if _disk_full(error):  # TensorFlow's own writes (TensorBoard, SavedModel) say so in words
+            _report(args.command, f"the disk is full: {args.shown(_first_line(error))}")
+        else:
+            _report(args.command, f"{type(error).__name__}: {args.shown(_first_line(error))} (run with --debug for the traceback)")
         return 1
     return status
+
+
+def _disk_full(error):
+    from keras_googlenet.storage import disk
+
+    return disk.is_disk_full(error)
 
 
 def _run(args, quiet=False):

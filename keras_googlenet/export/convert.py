@@ -23,6 +23,7 @@ import numpy as np
 
 from keras_googlenet.data import images as images_lib
 from keras_googlenet import native_stderr, storage
+from keras_googlenet.storage import disk
 from keras_googlenet.artifacts import model_info, tflite_metadata
 from keras_googlenet.model import scaling
 from keras_googlenet.model.architecture import STEM_CONV1 as CONV1  # where the RGB to BGR swap folds in
@@ -117,6 +118,24 @@ def export(
     if "tflite" in formats and "int8" in quantize:
         calibration = representative_batches(calibration_data, info)
     output_dir = _prepare_output_dir(output_dir, "output_dir")
+    with disk.named_if_full(output_dir, "the exports", _bytes_needed(model, formats, quantize, int8_ios)):
+        return _write_exports(model, info, checkpoint, output_dir, formats, quantize, int8_ios, calibration, metadata, opset)
+
+
+# Each file's size as a share of the float32 weights': a SavedModel, a float32
+# TFLite, ONNX and a KerasHub preset hold them whole, float16 halves and int8 quarters them.
+_WEIGHT_SHARES = {"savedmodel": 1.0, "onnx": 1.0, KERASHUB_FORMAT: 1.0, "fp32": 1.0, "fp16": 0.5, "int8": 0.25}
+
+
+def _bytes_needed(model, formats, quantize, int8_ios):
+    """About how many bytes the exports will take, from the model's weights."""
+    shares = [_WEIGHT_SHARES[name] for name in formats if name != "tflite"]
+    if "tflite" in formats:
+        shares += [_WEIGHT_SHARES[kind] * (len(int8_ios) if kind == "int8" else 1) for kind in quantize]
+    return int(disk.variables_size(model) * sum(shares))
+
+
+def _write_exports(model, info, checkpoint, output_dir, formats, quantize, int8_ios, calibration, metadata, opset):
     paths = {}
     if KERASHUB_FORMAT in formats:
         from keras_googlenet.export import kerashub_preset

@@ -24,6 +24,8 @@ import pathlib
 import h5py
 import keras
 
+from keras_googlenet.storage import disk
+
 logger = logging.getLogger(__name__)
 
 LATEST_BACKUP = "latest.weights.h5"
@@ -40,22 +42,25 @@ LOGS_ATTRIBUTE = "keras_googlenet_epoch_logs"
 TEMPORARY_PREFIX = ".tmp-"
 
 
-def write_atomically(path, write):
+def write_atomically(path, write, needed=None):
     """Calls ``write(temporary_path)``, then renames the result to ``path``.
 
     The temporary file sits in the same folder (a rename across file systems
     is a copy) and ends with the same suffix as ``path``, because Keras
     chooses the format of ``save``/``save_weights`` by the suffix. It is
     flushed to disk before the rename, so that a power cut cannot leave the
-    new name pointing at unwritten blocks.
+    new name pointing at unwritten blocks. A full disk is a one-line
+    `disk.DiskFull` naming the folder, before writing when the bytes
+    ``needed`` are known (see `disk.named_if_full`), and leaves ``path`` as it was.
     """
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f"{TEMPORARY_PREFIX}{os.getpid()}-{path.name}")
     try:
-        write(temporary)
-        with open(temporary, "rb+") as file:
-            os.fsync(file.fileno())
+        with disk.named_if_full(path.parent, path.name, needed):
+            write(temporary)
+            with open(temporary, "rb+") as file:
+                os.fsync(file.fileno())
         os.replace(temporary, path)
     finally:
         if temporary.exists():
@@ -88,10 +93,11 @@ class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):
         filepath = self._get_file_path(epoch, batch, logs)
         if not self._should_save_model(epoch, batch, logs, filepath):
             return
+        needed = disk.variables_size(self.model, self.model.optimizer)
         if self.save_weights_only:
-            write_atomically(filepath, lambda temporary: self.model.save_weights(temporary, overwrite=True))
+            write_atomically(filepath, lambda temporary: self.model.save_weights(temporary, overwrite=True), needed)
         else:
-            write_atomically(filepath, lambda temporary: self.model.save(temporary, overwrite=True))
+            write_atomically(filepath, lambda temporary: self.model.save(temporary, overwrite=True), needed)
 
 
 class EpochBackup(keras.callbacks.Callback):
@@ -155,7 +161,7 @@ class EpochBackup(keras.callbacks.Callback):
                 file.attrs[EPOCH_ATTRIBUTE] = epoch + 1
                 file.attrs[LOGS_ATTRIBUTE] = json.dumps(_numbers(logs))
 
-        write_atomically(self.backup_dir / NEXT_BACKUP, write)
+        write_atomically(self.backup_dir / NEXT_BACKUP, write, disk.variables_size(self.model, self.model.optimizer))
         # A kill between these two renames leaves next and previous, and
         # next is complete: nothing is lost.
         if latest.exists():
@@ -320,7 +326,10 @@ class InterruptedEpochEnd(keras.callbacks.Callback):
             ema.on_test_begin()  # puts the averaged weights in the model
         try:
             for path in ([self.best_path] if self.is_best else []) + [self.last_path]:
-                write_atomically(path, lambda temporary: self.model.save(temporary, overwrite=True))
+                write_atomically(
+                    path, lambda temporary: self.model.save(temporary, overwrite=True),
+                    disk.variables_size(self.model, self.model.optimizer),
+                )
         finally:
             if ema:
                 ema.on_test_end()  # and the raw ones back, to train on

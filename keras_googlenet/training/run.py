@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from keras_googlenet.data import augment, datasets, pipeline
 from keras_googlenet import storage
+from keras_googlenet.storage import disk
 from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, progress, remote_output, vertex, arguments as train_arguments
 from keras_googlenet.artifacts import model_info
 from keras_googlenet.model.googlenet import GoogLeNet
@@ -480,7 +481,7 @@ def _save_and_evaluate(model, job, data, folders):
     write_dir = folders.write_dir
     # The last checkpoint is the final model: with EMA, `fit` has already
     # put the averaged weights in place (`finalize_variable_values`).
-    checkpointing.write_atomically(write_dir / LAST_CHECKPOINT, model.save)
+    checkpointing.write_atomically(write_dir / LAST_CHECKPOINT, model.save, disk.variables_size(model, model.optimizer))
     checkpointing.write_atomically(
         write_dir / model_info.LABELS_FILE, lambda path: model_info.write_labels(path, data.info.class_names)
     )
