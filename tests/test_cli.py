@@ -212,24 +212,6 @@ def test_the_readmes_output_folders_are_ignored_by_git():
     assert defaults.DEFAULT_EXPORT_DIR + "/" in ignored and defaults.DEFAULT_OUTPUT_DIR.split("/")[0] + "/" in ignored
 
 
-@pytest.mark.slow
-def test_the_wheel_carries_the_licence_the_photos_and_the_class_indexes(tmp_path):
-    import zipfile
-
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO_ROOT)],
-        capture_output=True, text=True, timeout=240,
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    [wheel] = tmp_path.glob("keras_googlenet-*.whl")
-    names = zipfile.ZipFile(wheel).namelist()
-    licences = [name for name in names if ".dist-info/" in name and name.rsplit("/", 1)[-1] == "LICENSE"]
-    assert licences and "Apache License" in zipfile.ZipFile(wheel).read(licences[0]).decode()[:200]
-    for name in ("photos/owl.jpg", "photos/NOTICE", "imagenet_class_index.json", "keras_imagenet_class_index.json"):
-        assert f"keras_googlenet/assets/{name}" in names, name
-    assert not any(name.startswith(("tests/", "benchmarks/")) for name in names)
-
-
 @pytest.mark.parametrize(
     "argv, message",
     [

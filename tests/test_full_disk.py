@@ -120,3 +120,14 @@ def test_train_on_a_full_disk_says_so_in_one_line_and_runs_once_there_is_room(sm
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr[-3000:]
     assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] == ["0", "1"]
+
+
+def test_every_export_format_and_quantization_has_a_size_estimate():
+    from keras_googlenet import defaults
+    from keras_googlenet.export import convert
+
+    model = tiny_googlenet.tiny_googlenet(input_shape=(32, 32, 3), classes=10, aux_heads=False)
+    formats = [name for name in defaults.EXPORT_FORMATS]
+    weights = disk.variables_size(model)
+    needed = convert._bytes_needed(model, formats, list(defaults.QUANTIZATIONS), ("uint8", "float32"))
+    assert weights < needed < 10 * weights

@@ -123,8 +123,9 @@ def export(
 
 
 # Each file's size as a share of the float32 weights': a SavedModel, a float32
-# TFLite, ONNX and a KerasHub preset hold them whole, float16 halves and int8 quarters them.
-_WEIGHT_SHARES = {"savedmodel": 1.0, "onnx": 1.0, KERASHUB_FORMAT: 1.0, "fp32": 1.0, "fp16": 0.5, "int8": 0.25}
+# TFLite, ONNX and a KerasHub preset hold them whole, float16 halves and int8
+# (dynamic and full integer) quarters them.
+_WEIGHT_SHARES = {"savedmodel": 1.0, "onnx": 1.0, KERASHUB_FORMAT: 1.0, "fp32": 1.0, "fp16": 0.5, "dynamic": 0.25, "int8": 0.25}
 
 
 def _bytes_needed(model, formats, quantize, int8_ios):
