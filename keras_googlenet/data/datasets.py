@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras_googlenet.defaults import SPLITS
 from keras_googlenet.data import skipped
 from keras_googlenet.data.image_files import IMAGE_EXTENSIONS, has_image_extension, not_an_image_file
-from keras_googlenet.data.sources import DIGITS, VALIDATION_FOLDERS, data_is_path
+from keras_googlenet.data.sources import DIGITS, VALIDATION_FOLDERS, VALIDATION_FRACTION, data_is_path, hash_fraction
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class DatasetInfo:
 
 
 def load_examples(
-    source, split="train", data_dir=None, manual_dir=None, validation_fraction=0.2, seed=None, shuffle=False
+    source, split="train", data_dir=None, manual_dir=None, validation_fraction=VALIDATION_FRACTION, seed=None, shuffle=False
 ):
     """Loads a labelled image source as a dataset of (image, label) pairs.
 
@@ -151,7 +151,7 @@ def _load_folder(root, split, validation_fraction, seed, shuffle):
     else:
         class_names = _class_folders(root)
         every_file = _list_images(root, class_names)
-        held_out = [_hash_fraction(os.path.relpath(path, root)) < validation_fraction for path, _ in every_file]
+        held_out = [hash_fraction(os.path.relpath(path, root)) < validation_fraction for path, _ in every_file]
         files = {
             "train": [item for item, out in zip(every_file, held_out) if not out],
             "validation": [item for item, out in zip(every_file, held_out) if out],
@@ -295,12 +295,6 @@ def _decodes(path):
     except tf.errors.OpError:
         return False
     return True
-
-
-def _hash_fraction(relative_path):
-    """A fixed number in [0, 1) per file, so a file stays in its split as the folder grows."""
-    digest = hashlib.sha1(relative_path.replace(os.sep, "/").encode("utf-8")).hexdigest()
-    return int(digest, 16) / 16 ** len(digest)
 
 
 def _decode_file(path, label):

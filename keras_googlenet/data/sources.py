@@ -6,6 +6,7 @@ folder from a dataset name the same way. Only the standard library is
 imported here.
 """
 
+import hashlib
 import os
 import re
 
@@ -15,6 +16,8 @@ DIGITS = "digits"
 # What an image folder holds: one subfolder of images per class (of
 # `image_files.IMAGE_EXTENSIONS`), or train/ and validation/ (or val/) folders of them.
 VALIDATION_FOLDERS = ("validation", "val")
+# The share of a folder without train/ and validation/ folders that is held out for validation.
+VALIDATION_FRACTION = 0.2
 
 # tensorflow-datasets' dataset names (tensorflow_datasets/core/naming.py):
 # "[namespace:]name[/config][:version][/key=value,...]", e.g. "tf_flowers",
@@ -68,6 +71,30 @@ def check_image_folder(root, received=None):
     for name in names:
         if not _holds_an_image(os.path.join(classes_root, name)):
             raise ValueError(f"The class folder {name!r} holds no images ({', '.join(IMAGE_EXTENSIONS)}). {shown}")
+    if classes_root == root:
+        _check_held_out_split(root, names, shown)
+
+
+def hash_fraction(relative_path):
+    """A fixed number in [0, 1) per file, so that a file stays in its split as the folder grows: below `VALIDATION_FRACTION` is held out."""
+    digest = hashlib.sha1(relative_path.replace(os.sep, "/").encode("utf-8")).hexdigest()
+    return int(digest, 16) / 16 ** len(digest)
+
+
+def _check_held_out_split(root, names, shown):
+    """Refuses a class whose every image the hash holds out for validation: it would have none to train on."""
+    for name in names:
+        held_out = 0
+        for relative in _relative_images(os.path.join(root, name), root):
+            if hash_fraction(relative) >= VALIDATION_FRACTION:
+                break  # one image to train on is enough to know
+            held_out += 1
+        else:
+            raise ValueError(
+                f"The class folder {name!r} has {held_out} image(s), and the {VALIDATION_FRACTION:.0%} of the folder "
+                f"held out for validation takes them all: none is left to train on. Add images to it, or split "
+                f"the folder yourself into train/ and validation/ folders. {shown}"
+            )
 
 
 def _classes_root(root):
@@ -83,3 +110,10 @@ def _holds_an_image(folder):
         if any(has_image_extension(name) for name in filenames):
             return True
     return False
+
+
+def _relative_images(folder, root):
+    for parent, _, filenames in os.walk(folder):
+        for filename in filenames:
+            if has_image_extension(filename):
+                yield os.path.relpath(os.path.join(parent, filename), root)

@@ -5,6 +5,7 @@ h5py and NumPy fail loudly: an error path that loads them (seconds on a
 loaded machine) exits 1 with that failure instead of the expected line.
 """
 
+import hashlib
 import os
 import pathlib
 import subprocess
@@ -47,6 +48,13 @@ def _train(cwd, *argv):
     )
 
 
+def _held_out(relative_path):
+    return int(hashlib.sha1(relative_path.encode()).hexdigest(), 16) < 0.2 * 2**160
+
+
+HELD_OUT_DOGS = [name for name in (f"{index}.jpg" for index in range(100)) if _held_out(f"dog/{name}")][:2]
+
+
 @pytest.mark.parametrize(
     "classes, message",
     [
@@ -54,6 +62,8 @@ def _train(cwd, *argv):
         ({"cat": ["a.jpg"], "dog": ["notes.txt"]}, "The class folder 'dog' holds no images (.jpg, .jpeg, .png, .gif, .bmp, .webp)"),
         ({}, "The image folder has no class subfolders"),
         ({"train/cat": ["a.jpg"], "train/dog": [], "val/cat": ["b.jpg"]}, "The class folder 'dog' holds no images"),
+        # Both of dog's files fall in the 20% that a fixed hash of the path holds out (SHA-1 below 0.2 * 2**160).
+        ({"cat": ["c.jpg"], "dog": HELD_OUT_DOGS}, "The class folder 'dog' has 2 image(s), and the 20% of the folder held out for validation takes them all: none is left to train on"),
     ],
 )
 def test_an_image_folder_that_cannot_train_a_classifier_is_refused_before_tensorflow(classes, message, tmp_path):

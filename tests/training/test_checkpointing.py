@@ -198,7 +198,7 @@ def test_train_releases_the_lock_when_it_fails(tmp_path):
     # Passes the argument checks (two classes, files named as images), fails when read, under the lock.
     for name in ("cat", "dog"):
         (tmp_path / "photos" / name).mkdir(parents=True)
-        (tmp_path / "photos" / name / "a.jpg").write_text("not a JPEG")
+        (tmp_path / "photos" / name / "c.jpg").write_text("not a JPEG")
     with pytest.raises(ValueError, match="has no readable images"):
         training.train(tmp_path / "photos", output_dir=tmp_path / "run", image_size=32, aux_heads=False, print_fn=lambda line: None)
     assert (tmp_path / "run").is_dir() and not (tmp_path / "run" / "train.lock").exists()
@@ -312,8 +312,8 @@ def killed_runs(tmp_path_factory):
 
     real_write, writes = checkpointing.write_atomically, []
 
-    def write_then_copy(path, write):
-        real_write(path, write)
+    def write_then_copy(path, write, needed=None):
+        real_write(path, write, needed)
         writes.append(pathlib.Path(path).name)
         for kill, (written, epoch) in EPOCH_END_KILLS.items():
             if writes[-1] == written and writes.count(written) == epoch + 1:

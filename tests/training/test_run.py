@@ -196,7 +196,7 @@ def test_train_says_what_it_will_do_before_building_anything(tmp_path):
     # (two classes of files named as images pass the argument checks).
     for name in ("cat", "dog"):
         (tmp_path / "photos" / name).mkdir(parents=True)
-        (tmp_path / "photos" / name / "a.jpg").write_text("not a JPEG")
+        (tmp_path / "photos" / name / "c.jpg").write_text("not a JPEG")
     lines = []
     with pytest.raises(ValueError, match="has no readable images"):
         training.train(
