@@ -386,10 +386,11 @@ def _add_evaluate(subparsers):
 def _evaluate(args):
     from keras_googlenet.training import evaluation
 
-    evaluation.print_evaluation(
+    scores = evaluation.print_evaluation(
         args.checkpoint, data=args.data, split=args.split, crops=args.crops, batch_size=args.batch_size,
         limit=args.limit, data_dir=args.data_dir, manual_dir=args.manual_dir, print_fn=lambda line: print(args.shown(line)),
     )
+    return 1 if scores["skipped"] else 0  # as predict: every other image is scored, each unreadable one named
 
 
 COMMANDS = (_add_summary, _add_convert_weights, _add_export, _add_verify, _add_predict, _add_train, _add_evaluate)

@@ -13,6 +13,7 @@ import tempfile
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from keras_googlenet.defaults import SPLITS
 from keras_googlenet.data import skipped
@@ -43,12 +44,15 @@ class DatasetInfo:
         class_names: the name of each label, in label order.
         num_examples: a dict from split name to its number of examples, or
             ``None`` when tfds does not know them (before preparation).
+        skipped: the image files of a folder that were skipped as
+            unreadable, each named in a warning (in any split).
     """
 
     name: str
     num_classes: int
     class_names: tuple
     num_examples: dict | None
+    skipped: int = 0
 
 
 def load_examples(
@@ -144,13 +148,14 @@ def _load_folder(root, split, validation_fraction, seed, shuffle):
     )
     if os.path.isdir(os.path.join(root, "train")) and validation_root:
         class_names = _class_folders(os.path.join(root, "train"))
-        files = {
-            "train": _list_images(os.path.join(root, "train"), class_names),
-            "validation": _list_images(validation_root, class_names, known_classes_only=True),
-        }
+        (train, skipped_train), (validation, skipped_validation) = (
+            _list_images(os.path.join(root, "train"), class_names),
+            _list_images(validation_root, class_names, known_classes_only=True),
+        )
+        files, skipped_files = {"train": train, "validation": validation}, skipped_train + skipped_validation
     else:
         class_names = _class_folders(root)
-        every_file = _list_images(root, class_names)
+        every_file, skipped_files = _list_images(root, class_names)
         held_out = [hash_fraction(os.path.relpath(path, root)) < validation_fraction for path, _ in every_file]
         files = {
             "train": [item for item, out in zip(every_file, held_out) if not out],
@@ -171,6 +176,7 @@ def _load_folder(root, split, validation_fraction, seed, shuffle):
         num_classes=len(class_names),
         class_names=class_names,
         num_examples={name: len(items) for name, items in files.items()},
+        skipped=skipped_files,
     )
     return dataset, info
 
@@ -183,7 +189,7 @@ def _class_folders(root):
 
 
 def _list_images(root, class_names, known_classes_only=False):
-    """(path, label) of every readable-looking image, sorted; names each file it drops.
+    """``(path, label)`` of every readable-looking image, sorted, and how many it dropped, naming each.
 
     The images in a class folder's own folders count for the class, as in
     Keras' `image_dataset_from_directory`; one warning says so. A file with
@@ -213,19 +219,16 @@ def _list_images(root, class_names, known_classes_only=False):
                 if not has_image_extension(filename):
                     not_images += 1
                     continue
-                if _opens_whole(path):
+                reason = _why_unreadable(path)
+                if reason:
+                    dropped.add(f"Skipped {path}: the image file {reason}.")
+                else:
                     items.append((path, label))
                     count += 1
-                else:  # the reason costs a few more system calls, for the few files that need one
-                    reason = not_an_image_file(path) or _NOT_WHOLE
-                    dropped.add(f"Skipped {path}: the image file {reason}.")
         if not count:
             raise ValueError(f"The class folder {name!r} has no readable images. Received: source={root!r}")
     _say_what_was_left(root, len(items), not_images, dropped, nested)
-    return items
-
-
-_NOT_WHOLE = "is not a whole image (cut short, damaged, or another format under an image's name)"
+    return items, len(dropped.lines)
 
 
 def _say_what_was_left(root, kept, not_images, dropped, nested):
@@ -251,42 +254,67 @@ def _skipped_list_path(root):
     return os.path.join(tempfile.gettempdir(), f"keras_googlenet_skipped_{digest}.txt")
 
 
-def _opens_whole(path):
-    try:
-        return _is_whole_image(path)
-    except OSError:  # a broken link, a link loop, no permission
-        return False
-
-
-def _is_whole_image(path):
-    """Whether a file is an image that `_decode_file` will decode.
+def _why_unreadable(path):
+    """None for a file that `_decode_file` will decode, judged from its ends; else why not, to complete "the image file ...".
 
     Checked here, at listing time, so that a bad file is named: once in
     tf.data, `ignore_errors` drops it with only TensorFlow's C++ log, which
     gives no file name. Decoding every file here would take hours on
-    ImageNet, so only the ends are read: the format's signature, and its
-    end marker (an interrupted copy or download loses the end). Measured on
-    10,000 cached JPEGs: 41 ms per 1,000 files, against 27 ms for the
-    signature alone. A file
-    without that marker may still be whole, with bytes after the image
-    (some cameras append data): only those few are decoded, with
-    TensorFlow's own decoder. Damage in the middle of a file that ends well
-    is left to `ignore_errors`.
+    ImageNet, so only the ends are read: the format's signature, the size
+    that a PNG, GIF, BMP or WebP header declares (a decompression bomb's
+    40000x40000 in 1.5 MB; a JPEG's size lies past its variable-length
+    segments, and is not read), and the end marker (an interrupted copy or
+    download loses the end). Measured on 10,000 cached JPEGs: 41 ms per
+    1,000 files, against 27 ms for the signature alone. A file without that
+    marker may still be whole, with bytes after the image (some cameras
+    append data): only those few are decoded, with TensorFlow's own
+    decoder. Damage in the middle of a file that ends well is left to
+    `ignore_errors`.
     """
-    with open(path, "rb") as file:
-        head = file.read(12)
-        if not head.startswith(IMAGE_SIGNATURES) or (head.startswith(b"RIFF") and head[8:12] != b"WEBP"):
-            return False
-        size = file.seek(0, os.SEEK_END)
-        file.seek(max(0, size - 16))
-        tail = file.read()
+    try:
+        with open(path, "rb") as file:
+            head = file.read(32)
+            size = file.seek(0, os.SEEK_END)
+            file.seek(max(0, size - 16))
+            tail = file.read()
+    except OSError as error:  # a broken link, a link loop, no permission
+        return not_an_image_file(path) or f"could not be read ({error.strerror})"
+    if not head.startswith(IMAGE_SIGNATURES) or (head.startswith(b"RIFF") and head[8:12] != b"WEBP"):
+        return "is not an image: its first bytes are those of no JPEG, PNG, GIF, BMP or WebP file"
+    pixels = _declared_pixels(head)
+    limit = 2 * Image.MAX_IMAGE_PIXELS  # where Pillow's DecompressionBombError starts, as `predict` meets it
+    if pixels > limit:
+        return f"is too large: it declares {pixels:,} pixels, over the {limit:,} of Pillow's guard against decompression bombs"
+    if _ends_whole(head, size, tail) or _decodes(path):
+        return None
+    return "is not a whole image (cut short or damaged)"
+
+
+def _declared_pixels(head):
+    """Width times height from the first 32 bytes of a PNG, GIF, BMP or WebP file; 0 for a JPEG or a header not understood."""
+    if head.startswith(b"\x89PNG"):  # IHDR: big-endian width and height at bytes 16-23
+        return int.from_bytes(head[16:20], "big") * int.from_bytes(head[20:24], "big")
+    if head.startswith(b"GIF"):  # logical screen: little-endian 16-bit width and height at bytes 6-9
+        return int.from_bytes(head[6:8], "little") * int.from_bytes(head[8:10], "little")
+    if head.startswith(b"BM") and int.from_bytes(head[14:18], "little") >= 40:  # BITMAPINFOHEADER and later
+        return abs(int.from_bytes(head[18:22], "little", signed=True) * int.from_bytes(head[22:26], "little", signed=True))
+    chunk = head[12:16]
+    if chunk == b"VP8X":  # extended WebP: 24-bit canvas width and height, minus one, at bytes 24-29
+        return (int.from_bytes(head[24:27], "little") + 1) * (int.from_bytes(head[27:30], "little") + 1)
+    if chunk == b"VP8 " and head[23:26] == b"\x9d\x01\x2a":  # lossy WebP: 14-bit sizes after the start code
+        return (int.from_bytes(head[26:28], "little") & 0x3FFF) * (int.from_bytes(head[28:30], "little") & 0x3FFF)
+    if chunk == b"VP8L" and head[20] == 0x2F:  # lossless WebP: 14-bit sizes, minus one, packed after the signature
+        bits = int.from_bytes(head[21:25], "little")
+        return ((bits & 0x3FFF) + 1) * (((bits >> 14) & 0x3FFF) + 1)
+    return 0
+
+
+def _ends_whole(head, size, tail):
     if head.startswith(b"BM"):  # the header stores the file size (little-endian, bytes 2-5)
-        whole = int.from_bytes(head[2:6], "little") == size
-    elif head.startswith(b"RIFF"):  # the size of what follows the first 8 bytes (little-endian, bytes 4-7)
-        whole = int.from_bytes(head[4:8], "little") + 8 <= size
-    else:
-        whole = tail.rstrip(b"\0").endswith(IMAGE_END_MARKERS[head[:3]])
-    return whole or _decodes(path)
+        return int.from_bytes(head[2:6], "little") == size
+    if head.startswith(b"RIFF"):  # the size of what follows the first 8 bytes (little-endian, bytes 4-7)
+        return int.from_bytes(head[4:8], "little") + 8 <= size
+    return tail.rstrip(b"\0").endswith(IMAGE_END_MARKERS[head[:3]])
 
 
 def _decodes(path):

@@ -35,7 +35,8 @@ def evaluate(model, data="digits", split="validation", crops=1, batch_size=32, l
         manual_dir: the hand-downloaded archives of a tfds dataset (ImageNet).
 
     Returns:
-        A dict ``{"top1", "top5", "examples", "crops"}``.
+        A dict ``{"top1", "top5", "examples", "crops"}``, and ``"skipped"``:
+        the unreadable files of an image folder, each named in a warning.
     """
     if crops not in CROP_SCHEMES:
         raise ValueError(f"`crops` must be one of {tuple(CROP_SCHEMES)}. Received: crops={crops!r}")
@@ -83,14 +84,15 @@ def evaluate(model, data="digits", split="validation", crops=1, batch_size=32, l
         count += n
     if not count:
         raise ValueError(f"The split has no images. Received: split={split!r}")
-    return {"top1": top1 / count, "top5": top5 / count, "examples": count, "crops": crops}
+    return {"top1": top1 / count, "top5": top5 / count, "examples": count, "crops": crops, "skipped": info.skipped}
 
 
 def print_evaluation(checkpoint, data="digits", split="validation", crops=1, batch_size=32, limit=None, data_dir=None, manual_dir=None, print_fn=print):
-    """Evaluates a checkpoint and prints its top-1 and top-5 accuracy."""
+    """Evaluates a checkpoint and prints its top-1 and top-5 accuracy, and how many files it skipped."""
     scores = evaluate(checkpoint, data, split, crops, batch_size, limit, data_dir, manual_dir)
+    skipped = f"; {scores['skipped']} unreadable file(s) skipped, named above" if scores["skipped"] else ""
     print_fn(
         f"{checkpoint} on {str(data)!r} {split!r} ({scores['examples']} images, {crops} crop(s) each): "
-        f"top-1 {scores['top1']:.4f}, top-5 {scores['top5']:.4f}"
+        f"top-1 {scores['top1']:.4f}, top-5 {scores['top5']:.4f}{skipped}"
     )
     return scores

@@ -5,6 +5,7 @@ import logging
 import os
 import pathlib
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -70,10 +71,10 @@ def test_folder_skips_name_each_unreadable_image_then_count_them(image_folder, c
     with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
         datasets.load_examples(image_folder)
     warnings = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"]
-    not_whole = "the image file is not a whole image (cut short, damaged, or another format under an image's name)."
     assert warnings == [
-        f"Skipped {image_folder / 'bright' / 'truncated.jpg'}: {not_whole}",
-        f"Skipped {image_folder / 'dark' / 'broken.jpg'}: {not_whole}",
+        f"Skipped {image_folder / 'bright' / 'truncated.jpg'}: the image file is not a whole image (cut short or damaged).",
+        f"Skipped {image_folder / 'dark' / 'broken.jpg'}: the image file is not an image: its first bytes are those of "
+        "no JPEG, PNG, GIF, BMP or WebP file.",
         f"Skipped 3 of 15 files in {image_folder}: 1 without an image extension "
         "('.jpg', '.jpeg', '.png', '.gif', '.bmp', '.webp'), 2 not readable.",
     ]
@@ -242,3 +243,41 @@ def test_after_twenty_skipped_training_files_the_others_are_listed_in_a_file(tmp
     listed = summary.rsplit(" ", 1)[1].rstrip(").")
     assert summary.endswith(f"25 not readable (the first 20 named above, all of them in {listed}).")
     assert len(pathlib.Path(listed).read_text().splitlines()) == 25
+
+
+def bomb_png(width=40000, height=40000):
+    """A PNG that declares width x height grey pixels in a few kilobytes: a decompression bomb's header and a real first row."""
+    def chunk(kind, data):
+        return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 0, 0, 0, 0])  # 8-bit grey
+    rows = zlib.compress(b"\0" * (width + 1))  # only the first row: the listing reads the header
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+
+
+def test_a_decompression_bomb_in_a_training_folder_is_named_with_its_size_and_never_decoded(tmp_path, caplog):
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(noisy_image_pixels(5)).save(tmp_path / name / "good.png")
+    (tmp_path / "cat" / "bomb.png").write_bytes(bomb_png())
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
+        dataset, info = datasets.load_examples(tmp_path, "train", validation_fraction=0.01)
+    named = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"][0]
+    limit = 2 * Image.MAX_IMAGE_PIXELS
+    assert named == (
+        f"Skipped {tmp_path / 'cat' / 'bomb.png'}: the image file is too large: it declares 1,600,000,000 pixels, "
+        f"over the {limit:,} of Pillow's guard against decompression bombs."
+    )
+    assert info.skipped == 1 and len(as_arrays(dataset)[0]) == info.num_examples["train"] == 2
+
+
+@pytest.mark.parametrize("save", [
+    {"format": "PNG"}, {"format": "GIF"}, {"format": "BMP"},
+    {"format": "WEBP", "lossless": True}, {"format": "WEBP", "quality": 80}, {"format": "WEBP", "exif": b"Exif\0\0"},
+])
+def test_the_pixels_a_header_declares_are_those_pillow_reads(save):
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((123, 4567 % 1000, 3), np.uint8)).save(buffer, **save)
+    with Image.open(io.BytesIO(buffer.getvalue())) as image:
+        expected = image.width * image.height
+    assert datasets._declared_pixels(buffer.getvalue()[:32]) == expected == 123 * 567

@@ -66,3 +66,22 @@ def test_bad_arguments_raise_one_line_errors(digits_checkpoint, arguments, messa
 def test_a_missing_checkpoint_is_reported_by_name(tmp_path):
     with pytest.raises(FileNotFoundError, match="Received: checkpoint="):
         evaluation.evaluate(tmp_path / "missing.keras")
+
+
+def test_the_evaluate_command_names_an_unreadable_file_scores_the_others_and_exits_1(tmp_path, capsys, caplog):
+    from PIL import Image
+
+    from keras_googlenet import cli
+
+    import tiny_googlenet
+
+    tiny_googlenet.tiny_googlenet(input_shape=(32, 32, 3), classes=2, aux_heads=False).save(tmp_path / "best.keras")
+    for split in ("train", "val"):
+        for name, level in (("cat", 30), ("dog", 220)):
+            (tmp_path / "photos" / split / name).mkdir(parents=True)
+            Image.fromarray(np.full((40, 50, 3), level, np.uint8)).save(tmp_path / "photos" / split / name / "a.png")
+    (tmp_path / "photos" / "val" / "dog" / "b.jpg").write_text("not an image")
+    assert cli.main(["evaluate", str(tmp_path / "best.keras"), "--data", str(tmp_path / "photos")]) == 1
+    out = capsys.readouterr().out
+    assert "(2 images, 1 crop(s) each)" in out and out.rstrip().endswith("; 1 unreadable file(s) skipped, named above")
+    assert any(record.getMessage().startswith(f"Skipped {tmp_path / 'photos' / 'val' / 'dog' / 'b.jpg'}: ") for record in caplog.records)
