@@ -68,7 +68,11 @@ def _load_saved_model(path):
 
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise ValueError(f"The directory holds no SavedModel (saved_model.pb). Received: model={path!r}")
-    loaded = tf.saved_model.load(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as error:  # a damaged saved_model.pb, missing variables
+        why = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ValueError(f"The SavedModel is damaged or incomplete: TensorFlow cannot load it ({why}). Received: model={path!r}") from None
     if not hasattr(loaded, "metadata"):
         raise ValueError(f"The SavedModel has no metadata() function; export it with this package. Received: model={path!r}")
     metadata = {key: value.numpy() for key, value in loaded.metadata().items()}

@@ -91,6 +91,16 @@ def test_bad_input_to_the_commands_exits_2_with_one_line(argv, message, capsys):
     assert message in err and "\n" not in err and err.startswith(f"keras-googlenet {argv[0]}: error:")
 
 
+@pytest.mark.parametrize("damage", ["saved_model.pb", "variables"])
+def test_a_damaged_saved_model_is_named_as_such_in_one_line(damage, tmp_path):
+    folder = tmp_path / "saved_model"
+    folder.mkdir()
+    (folder / "saved_model.pb").write_bytes(np.random.default_rng(0).bytes(3000) if damage == "saved_model.pb" else b"")
+    with pytest.raises(ValueError, match=rf"^The SavedModel is damaged or incomplete: TensorFlow cannot load it \(.+\)\. Received: model='{folder}'$") as error:
+        runtimes.load_predictor(folder)
+    assert "\n" not in str(error.value)
+
+
 def test_a_damaged_tflite_is_named_as_such_not_as_missing_a_sidecar(tmp_path):
     damaged = tmp_path / "googlenet.tflite"
     damaged.write_bytes(np.random.default_rng(0).bytes(4096))  # what a broken copy leaves
