@@ -10,6 +10,10 @@ from benchmarks import common, inference, pipeline, ray_workers, run, training
 
 import lane
 
+# The benchmarks: outside the quick tier's scope (the builder, the weight readers,
+# preprocessing, the CLI's checks, the metadata writer, storage), so the full tier only.
+pytestmark = pytest.mark.slow
+
 RESULTS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 # Smoke tests: every part runs at toy sizes, the smallest GoogLeNet with its

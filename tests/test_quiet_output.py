@@ -12,6 +12,10 @@ from keras_googlenet import native_stderr
 from keras_googlenet.export import convert as export
 from keras_googlenet.inference import runtimes
 
+# The commands' output: outside the quick tier's scope (the builder, the weight readers,
+# preprocessing, the CLI's checks, the metadata writer, storage), so the full tier only.
+pytestmark = pytest.mark.slow
+
 CHATTER = ("fully_quantize:", "XNNPACK delegate", "np.object")
 
 

@@ -17,6 +17,10 @@ from keras_googlenet.data.augment import eval_transform
 import digits_models
 import tflite_ops
 
+# The exports: outside the quick tier's scope (the builder, the weight readers,
+# preprocessing, the CLI's checks, the metadata writer, storage), so the full tier only.
+pytestmark = pytest.mark.slow
+
 DIGIT_NAMES = list(digits_models.NAMES)
 SIZE = digits_models.SIZE
 # conftest's exports write the int8 model twice: uint8 and float32 input.

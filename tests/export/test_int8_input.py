@@ -10,6 +10,10 @@ from keras_googlenet.model.layers import MeanPadding
 
 import tflite_ops
 
+# The exports: outside the quick tier's scope (the builder, the weight readers,
+# preprocessing, the CLI's checks, the metadata writer, storage), so the full tier only.
+pytestmark = pytest.mark.slow
+
 
 def _googlenet(variant, include_preprocessing=False):
     """A 96 px GoogLeNet with random weights and, for "bn", batch norm statistics far from 0 and 1."""

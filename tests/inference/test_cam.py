@@ -13,6 +13,10 @@ from markers import needs_torch
 import keras_googlenet as kg
 from keras_googlenet.inference import cam
 
+# Grad-CAM: outside the quick tier's scope (the builder, the weight readers,
+# preprocessing, the CLI's checks, the metadata writer, storage), so the full tier only.
+pytestmark = pytest.mark.slow
+
 SIZE = 96
 
 

@@ -18,6 +18,10 @@ import pytest
 import tiny_googlenet
 from keras_googlenet.training import checkpointing, output_lock, run as training
 
+# Training's files: outside the quick tier's scope (the builder, the weight readers,
+# preprocessing, the CLI's checks, the metadata writer, storage), so the full tier only.
+pytestmark = pytest.mark.slow
+
 X = np.random.default_rng(0).normal(size=(8, 3)).astype("float32")
 Y = np.random.default_rng(1).normal(size=(8, 2)).astype("float32")
 

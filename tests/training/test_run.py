@@ -16,6 +16,10 @@ from keras_googlenet.training import cluster, run as training
 import lane
 import tiny_googlenet
 
+# Training: outside the quick tier's scope (the builder, the weight readers,
+# preprocessing, the CLI's checks, the metadata writer, storage), so the full tier only.
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.parametrize("epoch", [0, 1, 7, 8, 9, 15, 16, 23, 24, 40, 100])
 def test_paper_schedule_multiplies_the_rate_by_0_96_every_8_epochs(epoch):
