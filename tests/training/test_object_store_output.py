@@ -8,10 +8,13 @@ takeover (two trainings, or a wait) are slow.
 
 import logging
 import shutil
+import threading
+import time
 
 import keras
 import pytest
 
+import object_stores
 import tiny_googlenet
 from object_stores import listing, no_local_leftovers, read
 from keras_googlenet import cli
@@ -24,6 +27,8 @@ SETTINGS = dict(
     epochs=2, steps_per_epoch=2, batch_size=4, image_size=32, aux_heads=False, validation_split=None,
     learning_rate=0.05, verbose=0, print_fn=lambda line: None,
 )
+# Within gcsfs's retries of a request (six, backing off 1, 2, 4, 8 and 16 s).
+OUTAGE_S = 3
 RUN_FILES = {"best.keras", "last.keras", "history.csv", "summary.json", "labels.txt", "curves.png"}
 
 
@@ -111,6 +116,47 @@ def test_a_failed_upload_is_retried_at_the_next_epoch_end(bucket, stand_in, monk
     warnings = [r.getMessage() for r in caplog.records if r.name == "keras_googlenet.storage.mirror"]
     assert warnings == [f"Could not upload {failures[0]} (ConnectionResetError: connection reset by peer); retrying at the next epoch end."]
     assert RUN_FILES <= listing(uri) and epochs_logged(uri) == ["0", "1"]
+
+
+@pytest.mark.slow
+def test_a_storage_outage_of_a_few_seconds_mid_run_is_retried_and_the_run_lands_whole(stand_in, tmp_path, monkeypatch, caplog):
+    server = object_stores.gcs(tmp_path, on_disk=True)  # its objects outlive the restart
+    try:
+        for name, value in server.env.items():
+            monkeypatch.setenv(name, value)
+        object_stores.make_bucket("gs", "outage")
+        uri, uploads = "gs://outage/run", []
+        back = {}  # when the server starts again: nothing answers before
+
+        def restart():
+            back["at"] = time.monotonic()
+            server.start()
+
+        restarting = threading.Timer(OUTAGE_S, restart)
+        upload = objects.upload_file
+
+        def timed_upload(local, target):
+            started = time.monotonic()
+            upload(local, target)
+            uploads.append((started, time.monotonic()))
+
+        class Outage(keras.callbacks.Callback):  # after the epoch end's upload has started
+            def on_epoch_end(self, epoch, logs=None):
+                if epoch == 1:
+                    server.stop()
+                    restarting.start()
+
+        monkeypatch.setattr(objects, "upload_file", timed_upload)
+        with caplog.at_level(logging.WARNING, logger="keras_googlenet.storage.mirror"):
+            training.train(output_dir=uri, callbacks=[Outage()], **{**SETTINGS, "epochs": 4})
+        restarting.join()
+        # An upload in flight while the server was down, ended once it was back: gcsfs's retries carried it.
+        retried = [(start, end) for start, end in uploads if start < back["at"] < end]
+        assert retried, (back, uploads)
+        assert RUN_FILES <= listing(uri) and epochs_logged(uri) == ["0", "1", "2", "3"]
+        assert not [r.getMessage() for r in caplog.records if r.name == "keras_googlenet.storage.mirror"]
+    finally:
+        server.stop()
 
 
 def test_a_missing_bucket_is_refused_in_one_line_naming_it_and_nothing_is_written(server, stand_in, monkeypatch, tmp_path, capsys):
