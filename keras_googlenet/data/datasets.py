@@ -261,9 +261,10 @@ def _why_unreadable(path):
     tf.data, `ignore_errors` drops it with only TensorFlow's C++ log, which
     gives no file name. Decoding every file here would take hours on
     ImageNet, so only the ends are read: the format's signature, the size
-    that a PNG, GIF, BMP or WebP header declares (a decompression bomb's
-    40000x40000 in 1.5 MB; a JPEG's size lies past its variable-length
-    segments, and is not read), and the end marker (an interrupted copy or
+    that its header declares (a decompression bomb's 40000x40000 in 1.5 MB;
+    a JPEG's is found by hopping over the segments before its frame header,
+    a few reads of 4 bytes: 11 to 25 us per cached photo, 17 s more per
+    listing of ImageNet), and the end marker (an interrupted copy or
     download loses the end). Measured on 10,000 cached JPEGs: 41 ms per
     1,000 files, against 27 ms for the signature alone. A file without that
     marker may still be whole, with bytes after the image (some cameras
@@ -274,6 +275,7 @@ def _why_unreadable(path):
     try:
         with open(path, "rb") as file:
             head = file.read(32)
+            pixels = _jpeg_pixels(file) if head.startswith(b"\xff\xd8\xff") else _declared_pixels(head)
             size = file.seek(0, os.SEEK_END)
             file.seek(max(0, size - 16))
             tail = file.read()
@@ -281,7 +283,6 @@ def _why_unreadable(path):
         return not_an_image_file(path) or f"could not be read ({error.strerror})"
     if not head.startswith(IMAGE_SIGNATURES) or (head.startswith(b"RIFF") and head[8:12] != b"WEBP"):
         return "is not an image: its first bytes are those of no JPEG, PNG, GIF, BMP or WebP file"
-    pixels = _declared_pixels(head)
     limit = 2 * Image.MAX_IMAGE_PIXELS  # where Pillow's DecompressionBombError starts, as `predict` meets it
     if pixels > limit:
         return f"is too large: it declares {pixels:,} pixels, over the {limit:,} of Pillow's guard against decompression bombs"
@@ -290,8 +291,26 @@ def _why_unreadable(path):
     return "is not a whole image (cut short or damaged)"
 
 
+# JPEG's start-of-frame markers (ITU-T T.81, B.1.1.3): C0-CF but DHT (C4), JPG (C8) and DAC (CC).
+_JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_pixels(file, most_segments=64):
+    """Width times height from a JPEG's frame header, hopping over the segments before it; 0 when none is found."""
+    file.seek(2)  # after SOI
+    for _ in range(most_segments):
+        segment = file.read(4)
+        if len(segment) < 4 or segment[0] != 0xFF or segment[1] == 0xDA:  # damaged, or the scan began: no frame
+            return 0
+        if segment[1] in _JPEG_FRAMES:  # precision, then big-endian height and width
+            frame = file.read(5)
+            return int.from_bytes(frame[1:3], "big") * int.from_bytes(frame[3:5], "big") if len(frame) == 5 else 0
+        file.seek(int.from_bytes(segment[2:4], "big") - 2, os.SEEK_CUR)
+    return 0
+
+
 def _declared_pixels(head):
-    """Width times height from the first 32 bytes of a PNG, GIF, BMP or WebP file; 0 for a JPEG or a header not understood."""
+    """Width times height from the first 32 bytes of a PNG, GIF, BMP or WebP file; 0 for a header not understood."""
     if head.startswith(b"\x89PNG"):  # IHDR: big-endian width and height at bytes 16-23
         return int.from_bytes(head[16:20], "big") * int.from_bytes(head[20:24], "big")
     if head.startswith(b"GIF"):  # logical screen: little-endian 16-bit width and height at bytes 6-9

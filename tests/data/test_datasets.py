@@ -272,7 +272,8 @@ def test_a_decompression_bomb_in_a_training_folder_is_named_with_its_size_and_ne
 
 
 @pytest.mark.parametrize("save", [
-    {"format": "PNG"}, {"format": "GIF"}, {"format": "BMP"},
+    {"format": "PNG"}, {"format": "GIF"}, {"format": "BMP"}, {"format": "JPEG"}, {"format": "JPEG", "progressive": True},
+    {"format": "JPEG", "exif": b"Exif\0\0" + bytes(20000)},  # the frame header 20 kB in, after the EXIF segment
     {"format": "WEBP", "lossless": True}, {"format": "WEBP", "quality": 80}, {"format": "WEBP", "exif": b"Exif\0\0"},
 ])
 def test_the_pixels_a_header_declares_are_those_pillow_reads(save):
@@ -280,4 +281,25 @@ def test_the_pixels_a_header_declares_are_those_pillow_reads(save):
     Image.fromarray(np.zeros((123, 4567 % 1000, 3), np.uint8)).save(buffer, **save)
     with Image.open(io.BytesIO(buffer.getvalue())) as image:
         expected = image.width * image.height
-    assert datasets._declared_pixels(buffer.getvalue()[:32]) == expected == 123 * 567
+    data = buffer.getvalue()
+    declared = datasets._jpeg_pixels(io.BytesIO(data)) if save["format"] == "JPEG" else datasets._declared_pixels(data[:32])
+    assert declared == expected == 123 * 567
+
+
+def test_a_jpeg_bomb_in_a_training_folder_is_named_too(tmp_path, caplog):
+    for name in ("cat", "dog"):
+        (tmp_path / name).mkdir()
+        Image.fromarray(noisy_image_pixels(6)).save(tmp_path / name / "good.png")
+    buffer = io.BytesIO()
+    Image.fromarray(noisy_image_pixels(7)).save(buffer, "JPEG")
+    data = bytearray(buffer.getvalue())
+    frame = data.index(b"\xff\xc0")  # baseline frame: length (2), precision (1), height (2), width (2)
+    data[frame + 5:frame + 9] = (40000).to_bytes(2, "big") * 2
+    (tmp_path / "cat" / "bomb.jpg").write_bytes(bytes(data))
+    with pytest.raises(Image.DecompressionBombError):  # Pillow reads the same header
+        Image.open(tmp_path / "cat" / "bomb.jpg")
+    with caplog.at_level(logging.WARNING, logger="keras_googlenet.data.datasets"):
+        _, info = datasets.load_examples(tmp_path, "train", validation_fraction=0.01)
+    named = [record.getMessage() for record in caplog.records if record.name == "keras_googlenet.data.datasets"][0]
+    assert named.startswith(f"Skipped {tmp_path / 'cat' / 'bomb.jpg'}: the image file is too large: it declares 1,600,000,000 pixels")
+    assert info.skipped == 1
