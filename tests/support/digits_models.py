@@ -125,9 +125,6 @@ class Builds:
         with open(folder / "build.log", "w") as log:
             # The checkout's package, not whichever one pip installed: the child's path starts at tests/support.
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-            # One op at a time (each op still uses both cores), as the lane's jobs run: beside the
-            # main process's tests the builds are the critical path until the first `alone` test.
-            env.setdefault("TF_NUM_INTEROP_THREADS", "1")
             process = subprocess.Popen(
                 [sys.executable, __file__, str(folder), *variants], stdout=log, stderr=subprocess.STDOUT, env=env,
                 start_new_session=True,  # `close` kills the steps' processes with it
