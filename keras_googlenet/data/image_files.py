@@ -20,6 +20,11 @@ def has_image_extension(name):
     return os.fspath(name).lower().endswith(IMAGE_EXTENSIONS)
 
 
+def holds_images(folder):
+    """Whether ``folder`` is a folder with an entry of an image extension in it (not below)."""
+    return os.path.isdir(folder) and any(has_image_extension(entry.name) for entry in os.scandir(folder))
+
+
 def not_an_image_file(path):
     """Why ``path`` cannot be an image file, read from its name and the file system only; None when it can be.
 
@@ -36,8 +41,7 @@ def not_an_image_file(path):
                 return "is a symbolic link loop"
         return f"is a broken link (to {os.readlink(path)!r})"
     if os.path.isdir(path):
-        holds = any(has_image_extension(entry.name) for entry in os.scandir(path))
-        return "is a folder" + ("" if holds else f" that holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        return "is a folder" + ("" if holds_images(path) else f" that holds no images ({', '.join(IMAGE_EXTENSIONS)})")
     if not os.path.exists(path):
         return "does not exist"
     if not os.path.isfile(path):

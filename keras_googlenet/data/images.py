@@ -12,7 +12,7 @@ import pathlib
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from keras_googlenet.data.image_files import has_image_extension, not_an_image_file
+from keras_googlenet.data.image_files import has_image_extension, holds_images, not_an_image_file
 
 PHOTOS_RESOURCE = "assets/photos"
 # Images decoded, cropped and run at once: memory grows with this, not with
@@ -114,7 +114,7 @@ def iter_images(images, split="validation", limit=None):
     """`read_images` one image at a time: a dataset is decoded as it is read."""
     if isinstance(images, np.ndarray):
         return iter(images[:limit])
-    if isinstance(images, (str, os.PathLike)) and not os.path.isfile(images) and not _holds_images(images):
+    if isinstance(images, (str, os.PathLike)) and not os.path.isfile(images) and not holds_images(images):
         from keras_googlenet.data import datasets
 
         dataset, _ = datasets.load_examples(str(images), split)
@@ -132,10 +132,6 @@ def batches(items, batch_size=BATCH_SIZE):
             batch = []
     if batch:
         yield batch
-
-
-def _holds_images(folder):
-    return os.path.isdir(folder) and any(has_image_extension(p.name) for p in pathlib.Path(folder).iterdir())
 
 
 def crop_images(images, image_size):

@@ -106,10 +106,7 @@ def _classes_root(root):
 
 
 def _holds_an_image(folder):
-    for _, _, filenames in os.walk(folder):
-        if any(has_image_extension(name) for name in filenames):
-            return True
-    return False
+    return next(_relative_images(folder, folder), None) is not None
 
 
 def _relative_images(folder, root):

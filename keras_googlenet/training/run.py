@@ -348,15 +348,16 @@ def _finished_run(folders, job, say):
     summary = {key: value for key, value in json.loads(path.read_text()).items() if key in fields}
     done = len(summary.get("history", {}).get("loss", []))
     where = job.output_dir if storage.is_object_store(job.output_dir) else folders.output_dir
+    kept = checkpointing.has_backup(folders.restore_dir)
     if done < job.epochs:
-        if checkpointing.has_backup(folders.restore_dir):
+        if kept:
             return None
         raise ValueError(
             f"The run in {where} is complete ({done} epochs) and its backup was deleted when it finished, so it "
             f"cannot train on to {job.epochs} epochs: train into a new folder (keep the backup with "
             f"keep_backup=True, --keep-backup, to train a run on later). Received: epochs={job.epochs!r}"
         )
-    more = ", or ask for more epochs to train this one on" if checkpointing.has_backup(folders.restore_dir) else ""
+    more = ", or ask for more epochs to train this one on" if kept else ""
     say(
         f"The run in {where} is complete ({done} epochs; its {SUMMARY_FILE} says so): nothing to train. "
         f"Train into a new folder for a new run{more}."
