@@ -6,6 +6,7 @@ Resizing, augmentation and batching belong to `keras_googlenet.data.pipeline`.
 """
 
 import dataclasses
+import functools
 import hashlib
 import logging
 import os
@@ -32,6 +33,8 @@ IMAGE_END_MARKERS = {b"\xff\xd8\xff": b"\xff\xd9", b"\x89PN": b"IEND\xaeB`\x82",
 # The train/validation split of the digits is fixed, never the caller's seed:
 # training and evaluation calls with different seeds must get disjoint splits.
 DIGITS_SPLIT_SEED = 2014
+# A tfds pass's shuffle seed is seed * PASS_SEED_STRIDE + pass: distinct for a run's passes.
+PASS_SEED_STRIDE = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,13 +96,24 @@ def load_examples(
         ``image`` uint8 ``(height, width, 3)`` and ``label`` int64, and a
         `DatasetInfo`.
     """
+    split_reader, info = open_source(source, split, data_dir, manual_dir, validation_fraction)
+    return split_reader.one_pass(seed, shuffle), info
+
+
+def open_source(source, split="train", data_dir=None, manual_dir=None, validation_fraction=VALIDATION_FRACTION):
+    """``(reader, info)`` of one split of ``source`` (see `load_examples`): a `ListedSplit` or a `TfdsSplit`.
+
+    A reader gives the split as one pass (`load_examples`), or pass by pass
+    in an order set by a seed and the pass's number alone, still encoded,
+    for `stream.training_stream` to skip into.
+    """
     if not isinstance(validation_fraction, (int, float)) or not 0 < validation_fraction < 1:
         raise ValueError(
             f"`validation_fraction` must be a number in (0, 1). Received: validation_fraction={validation_fraction!r}"
         )
     if isinstance(source, str) and source == DIGITS:  # before folders: "./digits" names a folder called digits
         _check_split(split)
-        return _load_digits(split, validation_fraction, seed, shuffle)
+        return _load_digits(split, validation_fraction)
     if not isinstance(source, (str, os.PathLike)) or not os.fspath(source):
         raise ValueError(f"`source` must be 'digits', a folder path or a tfds name. Received: source={source!r}")
     if data_is_path(source):
@@ -107,8 +121,47 @@ def load_examples(
         if not os.path.isdir(folder):
             raise FileNotFoundError(f"The image folder does not exist. Received: source={source!r}")
         _check_split(split)
-        return _load_folder(folder, split, validation_fraction, seed, shuffle)
-    return _load_tfds(source, split, data_dir, manual_dir, validation_fraction, seed, shuffle)
+        return _load_folder(folder, split, validation_fraction)
+    return _load_tfds(source, split, data_dir, manual_dir, validation_fraction)
+
+
+class ListedSplit:
+    """A split held as arrays: the digits' pixels, or an image folder's paths, with their labels.
+
+    ``decode`` makes an item an ``(image, label)`` pair; an item it fails on
+    (a file damaged in its middle) is dropped when ``drop_errors``.
+    """
+
+    def __init__(self, items, decode=None, drop_errors=False):
+        self.items, self.count = items, len(items[-1])
+        self._decode, self._drop_errors = decode, drop_errors
+
+    def one_pass(self, seed, shuffle):
+        dataset = tf.data.Dataset.from_tensor_slices(self.items)
+        if shuffle:
+            dataset = dataset.shuffle(self.count, seed=seed, reshuffle_each_iteration=True)
+        return self.decoded(dataset.map(self.decode, num_parallel_calls=tf.data.AUTOTUNE))
+
+    def pass_in_order(self, seed, pass_index, shuffle_buffer=None):
+        """Pass ``pass_index`` (a tensor) of the items, in a permutation set by ``(seed, pass_index)`` alone."""
+        items, last = tuple(tf.constant(item) for item in self.items), self.count - 1
+
+        def item(index):
+            # A stateless permutation of 0..count-1: position k of the pass
+            # needs no other position, so a resume skips by counting.
+            index = tf.random.experimental.index_shuffle(index, tf.stack([tf.constant(seed, tf.int64), pass_index]), last)
+            return tuple(tf.gather(array, index) for array in items)
+
+        return tf.data.Dataset.range(self.count).map(item)
+
+    def decode(self, *item):
+        return self._decode(*item) if self._decode else item
+
+    def decoded(self, dataset):
+        """``dataset`` after `decode`, less the items it failed on."""
+        # The listing dropped and named the truncated files; a file damaged in
+        # the middle still fails here: dropped, with TensorFlow's log only.
+        return dataset.ignore_errors(log_warning=True) if self._drop_errors else dataset
 
 
 def _check_split(split):
@@ -116,7 +169,7 @@ def _check_split(split):
         raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
 
 
-def _load_digits(split, validation_fraction, seed, shuffle):
+def _load_digits(split, validation_fraction):
     from sklearn.datasets import load_digits
 
     digits = load_digits()
@@ -128,19 +181,16 @@ def _load_digits(split, validation_fraction, seed, shuffle):
     order = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(len(labels))
     num_validation = round(len(labels) * validation_fraction)
     indices = {"train": order[num_validation:], "validation": order[:num_validation]}
-    dataset = tf.data.Dataset.from_tensor_slices((images[indices[split]], labels[indices[split]]))
-    if shuffle:
-        dataset = dataset.shuffle(len(indices[split]), seed=seed, reshuffle_each_iteration=True)
     info = DatasetInfo(
         name=DIGITS,
         num_classes=10,
         class_names=tuple(str(name) for name in digits.target_names),
         num_examples={name: len(index) for name, index in indices.items()},
     )
-    return dataset, info
+    return ListedSplit((images[indices[split]], labels[indices[split]])), info
 
 
-def _load_folder(root, split, validation_fraction, seed, shuffle):
+def _load_folder(root, split, validation_fraction):
     if not os.path.isdir(root):
         raise FileNotFoundError(f"The image folder does not exist. Received: source={root!r}")
     validation_root = next(
@@ -164,13 +214,6 @@ def _load_folder(root, split, validation_fraction, seed, shuffle):
     if not files[split]:
         raise ValueError(f"The {split!r} split of the image folder is empty. Received: source={root!r}")
     paths, labels = zip(*files[split])
-    dataset = tf.data.Dataset.from_tensor_slices((list(paths), np.array(labels, np.int64)))
-    if shuffle:
-        dataset = dataset.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(_decode_file, num_parallel_calls=tf.data.AUTOTUNE)
-    # The listing dropped and named the truncated files; a file damaged in
-    # the middle still fails here: dropped, with TensorFlow's log only.
-    dataset = dataset.ignore_errors(log_warning=True)
     info = DatasetInfo(
         name=os.path.basename(os.path.normpath(root)),
         num_classes=len(class_names),
@@ -178,7 +221,7 @@ def _load_folder(root, split, validation_fraction, seed, shuffle):
         num_examples={name: len(items) for name, items in files.items()},
         skipped=skipped_files,
     )
-    return dataset, info
+    return ListedSplit((np.array(paths), np.array(labels, np.int64)), _decode_file, drop_errors=True), info
 
 
 def _class_folders(root):
@@ -351,7 +394,7 @@ def _decode_file(path, label):
     return tf.ensure_shape(image, [None, None, 3]), label
 
 
-def _load_tfds(name, split, data_dir, manual_dir, validation_fraction, seed, shuffle):
+def _load_tfds(name, split, data_dir, manual_dir, validation_fraction):
     import tensorflow_datasets as tfds
 
     if manual_dir is not None and not os.path.isdir(manual_dir):
@@ -391,13 +434,6 @@ def _load_tfds(name, split, data_dir, manual_dir, validation_fraction, seed, shu
         names = sorted(set(splits) | {"validation"})
         raise ValueError(f"`split` must be one of {names} for {name}. Received: split={split!r}")
 
-    dataset = builder.as_dataset(
-        split=tfds_split,
-        as_supervised=True,
-        shuffle_files=shuffle,
-        read_config=tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=True),
-    )
-    dataset = dataset.map(_to_rgb_uint8, num_parallel_calls=tf.data.AUTOTUNE)
     label_feature = builder.info.features[builder.info.supervised_keys[1]]
     num_examples = None
     if splits:
@@ -408,7 +444,59 @@ def _load_tfds(name, split, data_dir, manual_dir, validation_fraction, seed, shu
         class_names=tuple(label_feature.names),
         num_examples=num_examples,
     )
-    return dataset, info
+    return TfdsSplit(builder, tfds_split, (num_examples or {}).get(split)), info
+
+
+class TfdsSplit:
+    """A split of a prepared tfds dataset: its TFRecords, read whole or pass by pass."""
+
+    def __init__(self, builder, split, count):
+        self.builder, self.split, self._count = builder, split, count
+        self._image = builder.info.supervised_keys[0]
+
+    @functools.cached_property
+    def count(self):
+        """The split's examples: from its info, else from its records' cardinality; 0 when neither knows."""
+        if self._count:
+            return self._count
+        cardinality = int(self.builder.as_dataset(split=self.split).cardinality())
+        return max(cardinality, 0)
+
+    def one_pass(self, seed, shuffle):
+        import tensorflow_datasets as tfds
+
+        dataset = self.builder.as_dataset(
+            split=self.split,
+            as_supervised=True,
+            shuffle_files=shuffle,
+            read_config=tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=True),
+        )
+        return dataset.map(_to_rgb_uint8, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def pass_in_order(self, seed, pass_index, shuffle_buffer):
+        """Pass ``pass_index`` (a tensor) of the encoded records, in an order set by ``(seed, pass_index)`` alone.
+
+        The files are read in one seeded order, the same in every pass, and
+        mixed by a shuffle buffer seeded by the pass. Skipping into a pass
+        reads the records before the position, but decodes none.
+        """
+        import tensorflow_datasets as tfds
+
+        records = self.builder.as_dataset(
+            split=self.split,
+            as_supervised=True,
+            shuffle_files=True,
+            read_config=tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=False),
+            decoders={self._image: tfds.decode.SkipDecoding()},
+        )
+        pass_seed = tf.constant(seed, tf.int64) * PASS_SEED_STRIDE + pass_index
+        return records.shuffle(shuffle_buffer, seed=pass_seed, reshuffle_each_iteration=False)
+
+    def decode(self, image, label):
+        return _to_rgb_uint8(self.builder.info.features[self._image].decode_example(image), label)
+
+    def decoded(self, dataset):
+        return dataset
 
 
 def _first_line(error):

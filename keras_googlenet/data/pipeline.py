@@ -3,7 +3,7 @@
 import tensorflow as tf
 
 from keras_googlenet.model import architecture, scaling, task
-from keras_googlenet.data import augment, datasets
+from keras_googlenet.data import augment, datasets, stream
 
 
 def make_dataset(
@@ -22,6 +22,7 @@ def make_dataset(
     cache=False,
     validation_fraction=0.2,
     crop_area_range=augment.CROP_AREA_RANGE,
+    start=0,
 ):
     """Batches of preprocessed images with one target per GoogLeNet head.
 
@@ -58,6 +59,11 @@ def make_dataset(
             validation split.
         crop_area_range: the area range of the training crops, as a fraction
             of the image; the paper's (0.08, 1.0) by default.
+        start: with ``training`` and ``repeat`` (and no ``cache``), the
+            number of examples of the stream to skip: a run resumed after
+            ``steps`` batches passes ``steps * batch_size``, and gets the
+            batches that an uninterrupted run would have had next
+            (`stream.training_stream`).
 
     Returns:
         ``(dataset, info)``: batches of ``(images, {"main": y, "aux1": y,
@@ -83,35 +89,32 @@ def make_dataset(
     training = split == "train" if training is None else training
     drop_remainder = training if drop_remainder is None else drop_remainder
 
-    dataset, info = datasets.load_examples(
-        source,
-        split=split,
-        data_dir=data_dir,
-        manual_dir=manual_dir,
-        validation_fraction=validation_fraction,
-        seed=seed,
-        shuffle=training and not cache,
-    )
-    if cache is not False:
-        dataset = dataset.cache("" if cache is True else cache)
-    if training:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        dataset = dataset.repeat()
+    if start and not (training and repeat and cache is False):
+        raise ValueError(f"`start` needs the endless training stream: training and repeat, without cache. Received: start={start!r}")
+    options = {"data_dir": data_dir, "manual_dir": manual_dir, "validation_fraction": validation_fraction}
+    if training and repeat and cache is False:
+        # Every pass in an order of its own, which a resumed run re-enters at `start`.
+        dataset, info = stream.training_stream(source, split, seed, start, shuffle_buffer, **options)
+    else:
+        dataset, info = datasets.load_examples(source, split=split, seed=seed, shuffle=training and not cache, **options)
+        if cache is not False:
+            dataset = dataset.cache("" if cache is True else cache)
+        if training:
+            dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            dataset = dataset.repeat()
+        if training:
+            dataset = dataset.enumerate().map(lambda position, example: (position, *example))
 
     if training:
 
-        def transform(index, image, label):
-            element_seed = None if seed is None else tf.stack([tf.constant(seed, tf.int64), index])
+        def transform(position, image, label):
+            element_seed = None if seed is None else tf.stack([tf.constant(seed, tf.int64), position])
             return augment.train_transform(image, image_size, seed=element_seed, area_range=crop_area_range), label
 
-        # The position in the stream (after shuffle and repeat) seeds each
-        # element, so a repeated image gets a new crop in every epoch.
-        dataset = dataset.enumerate().map(
-            lambda index, example: transform(index, *example),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True if seed is not None else None,
-        )
+        # The position in the stream seeds each element, so a repeated image
+        # gets a new crop in every epoch.
+        dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True if seed is not None else None)
     else:
         dataset = dataset.map(
             lambda image, label: (augment.eval_transform(image, image_size), label),
