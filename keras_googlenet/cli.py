@@ -16,10 +16,10 @@ import argparse
 import contextlib
 import os
 import re
-import signal
 import sys
 
 from keras_googlenet import defaults
+from keras_googlenet.training import preemption
 
 _RAY_EXTRA = 'pip install "keras-googlenet[ray]"'
 _DEBUG_HELP = "show the full traceback of an error, and TensorFlow's start-up logs"
@@ -285,6 +285,7 @@ def _add_train(subparsers):
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights, data order and augmentation (default: 0)")
     parser.add_argument("--data-dir", default=None, help="tensorflow-datasets data folder (default: tfds's)")
     parser.add_argument("--manual-dir", default=None, help="folder of hand-downloaded archives, for ImageNet (default: none)")
+    parser.add_argument("--backup-every", type=int, default=None, metavar="N", help="also back up every N steps, so that a kill without warning (SIGKILL) loses at most N steps; SIGTERM always backs up the step it stops at (default: at epoch ends only)")
     parser.add_argument("--keep-backup", action="store_true", help="keep backup/ once the run has finished, to train it on later with more --epochs (default: deleted at the end, as Keras' BackupAndRestore does)")
     parser.add_argument("--verbose", default="auto", choices=["auto", "0", "1", "2"], help="fit's progress output: auto (a progress bar on a terminal, one line per epoch in a log), 0 silent, 1 progress bar, 2 one line per epoch (default: auto)")
     _add_ray_options(parser)
@@ -306,19 +307,9 @@ def _train(args):
         return _train_on_ray(args, kwargs)
     from keras_googlenet.training import run as training
 
-    # Kubernetes, Vertex AI and the clouds stop a preempted machine with
-    # SIGTERM, then SIGKILL after a grace period: unwind as Ctrl-C does, so
-    # that the lock is released and no file is left half-written.
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    # SIGTERM (a preempted machine) stops `train` at the end of a step, with a
+    # backup of it (`preemption`); Ctrl-C stops it at once.
     training.train(**kwargs)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM during `train`: a KeyboardInterrupt, so that Keras and `train` unwind from it as from Ctrl-C."""
-
-
-def _raise_terminated(signum, frame):
-    raise Terminated()
 
 
 def _train_on_ray(args, kwargs):
@@ -346,7 +337,7 @@ def _train_arguments(args):
         weight_decay=args.weight_decay, label_smoothing=args.label_smoothing, use_ema=args.use_ema,
         ema_momentum=args.ema_momentum, mixed_precision=args.mixed_precision, min_crop_area=args.min_crop_area,
         strategy=args.strategy, devices=args.devices, seed=args.seed, data_dir=args.data_dir,
-        manual_dir=args.manual_dir, keep_backup=args.keep_backup, verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
+        manual_dir=args.manual_dir, keep_backup=args.keep_backup, backup_every=args.backup_every, verbose=args.verbose if args.verbose == "auto" else int(args.verbose),
     )
 
 
@@ -417,10 +408,9 @@ def main(argv=None):
     except (ValueError, OSError) as error:  # bad input; FileNotFoundError and PermissionError are OSErrors
         _report(args.command, _name_flags(args.shown(_first_line(error)), args.flags))
         return 2
-    except Terminated:
-        where = f" in {args.output_dir}" if getattr(args, "output_dir", None) else ""
-        _report(args.command, f"stopped by SIGTERM; the backup{where} holds the last finished epoch: run the same command to resume there")
-        return TERMINATED_STATUS
+    except preemption.Preempted as stop:
+        _report(args.command, _preempted_message(stop, getattr(args, "output_dir", None)))
+        return preemption.EXIT_STATUS
     except KeyboardInterrupt:
         _report(args.command, "interrupted")
         return 130
@@ -477,9 +467,11 @@ def _staged(args):
         stage.close()
 
 
-# 128 + SIGTERM, as a shell reports it: not 0, so that a TFJob's chief stopped
-# this way does not end the job as succeeded (restartPolicy: OnFailure restarts it).
-TERMINATED_STATUS = 143
+def _preempted_message(stop, output_dir):
+    where = f" in {output_dir}" if output_dir else ""
+    if stop.epoch is None:
+        return f"stopped by SIGTERM; the backup{where} holds the last backed-up step: run the same command to resume there"
+    return f"stopped by SIGTERM {stop.where()}, backed up{where}: run the same command to resume there"
 
 
 def _report(command, message):

@@ -5,6 +5,7 @@
 Resizing, augmentation and batching belong to `keras_googlenet.data.pipeline`.
 """
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -231,7 +232,33 @@ def _class_folders(root):
     return names
 
 
+_listings = None  # {(root, classes, known only): listing} inside `listed_once`
+
+
+@contextlib.contextmanager
+def listed_once():
+    """Inside this block, each image folder is listed once: a training run reads its listing for the training
+    stream (twice when it resumes in an epoch), the validation and the final evaluation.
+    """
+    global _listings
+    outer, _listings = _listings, {} if _listings is None else _listings
+    try:
+        yield
+    finally:
+        _listings = outer
+
+
 def _list_images(root, class_names, known_classes_only=False):
+    key = (os.path.abspath(root), class_names, known_classes_only)
+    if _listings is not None and key in _listings:
+        return _listings[key]
+    listing = _list_images_once(root, class_names, known_classes_only)
+    if _listings is not None:
+        _listings[key] = listing
+    return listing
+
+
+def _list_images_once(root, class_names, known_classes_only=False):
     """``(path, label)`` of every readable-looking image, sorted, and how many it dropped, naming each.
 
     The images in a class folder's own folders count for the class, as in

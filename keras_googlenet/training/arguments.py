@@ -40,8 +40,8 @@ def check_train_arguments(**arguments):
 def _check_counts(arguments):
     for name in ("epochs", "batch_size", "image_size"):
         _require_int(name, arguments[name], minimum=1)
-    for name in ("steps_per_epoch", "devices"):
-        if arguments[name] is not None:
+    for name in ("steps_per_epoch", "devices", "backup_every"):
+        if arguments.get(name) is not None:
             _require_int(name, arguments[name], minimum=1, or_none=True)
     _require_int("seed", arguments["seed"])
 

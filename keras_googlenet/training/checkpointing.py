@@ -4,9 +4,10 @@
   a temporary file in its folder, then renamed over the old one
   (`os.replace` is atomic on POSIX and Windows), so a kill leaves the old
   file or the new one, never half of one.
-- `EpochBackup`: the per-epoch backup of the weights and optimizer state,
-  with the previous backup kept until the new one is complete, and a
-  fallback to it when the newest one is damaged.
+- `EpochBackup`: the backup of the weights and optimizer state at each
+  epoch end (and at the steps `step_backups` asks for), with the previous
+  backup kept until the new one is complete, and a fallback to it when the
+  newest one is damaged.
 - `AtomicModelCheckpoint`: Keras' `ModelCheckpoint`, written atomically.
 - `InterruptedEpochEnd`: finishes the checkpoints and history row of an
   epoch end that a kill after its backup cut short.
@@ -35,6 +36,9 @@ NEXT_BACKUP = "next.weights.h5"
 # each weights file, which cannot disagree with the weights beside it.
 BACKUP_METADATA = "training_metadata.json"
 EPOCH_ATTRIBUTE = "keras_googlenet_epochs_done"
+# The steps of the next epoch done, for a backup made between epoch ends
+# (`step_backups`); 0, or absent, at an epoch end.
+STEP_ATTRIBUTE = "keras_googlenet_steps_done"
 # The logs of the epoch a backup ends, as JSON: a run killed after the backup
 # but before the epoch's checkpoints and history row are written finishes
 # them from these (`InterruptedEpochEnd`).
@@ -112,8 +116,9 @@ class EpochBackup(keras.callbacks.Callback):
 
     The backup is read when the callback is made: `resume_epoch` is the
     number of epochs it holds (0 for a fresh start), to pass to `fit` as
-    ``initial_epoch``. A damaged backup is skipped with a one-line warning,
-    for the previous one or a fresh start.
+    ``initial_epoch``, and `resume_step` the steps of the next epoch it
+    holds (`save_step`; 0 at an epoch end). A damaged backup is skipped
+    with a one-line warning, for the previous one or a fresh start.
 
     The epoch's logs are stored beside the epoch (`resume_logs` on
     reading), so that a kill after the backup loses no history row.
@@ -131,15 +136,18 @@ class EpochBackup(keras.callbacks.Callback):
         self.backup_dir = pathlib.Path(backup_dir)
         self.restore_dir = pathlib.Path(restore_dir) if restore_dir is not None else self.backup_dir
         remove_temporary_files(self.backup_dir)
-        self._restore_from, self.resume_epoch, self.resume_logs = _last_good_backup(self.restore_dir)
+        self._restore_from, (self.resume_epoch, self.resume_step), self.resume_logs = _last_good_backup(self.restore_dir)
 
-    def restore_at_most(self, epochs):
-        """Resumes from the newest good backup of at most ``epochs`` epochs instead (the tasks' agreement, `cluster.agree_on_epoch`)."""
-        if epochs < self.resume_epoch:
-            self._restore_from, self.resume_epoch, self.resume_logs = _last_good_backup(self.restore_dir, epochs)
+    def restore_at_most(self, point):
+        """Resumes from the newest good backup at or before ``point`` instead: epochs, or (epochs, steps) (the tasks' agreement, `cluster.agree_on_resume_point`)."""
+        point = (point, 0) if isinstance(point, int) else tuple(point)
+        if point < (self.resume_epoch, self.resume_step):
+            self._restore_from, (self.resume_epoch, self.resume_step), self.resume_logs = _last_good_backup(
+                self.restore_dir, point
+            )
 
     def on_train_begin(self, logs=None):
-        if self._restore_from is None:
+        if self._restore_from is None:  # a fresh start, or restored by an earlier fit of this run
             return
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)  # its variables must exist to be loaded
@@ -151,15 +159,25 @@ class EpochBackup(keras.callbacks.Callback):
                 f"({_first_line(error)}): delete {self.restore_dir} to start afresh, or train "
                 f"into another output_dir. Received: backup_dir='{self.restore_dir}'"
             ) from None
+        self._restore_from = None
 
     def on_epoch_end(self, epoch, logs=None):
+        self._save(epoch + 1, 0, logs)
+
+    def save_step(self, epoch, step):
+        """Backs up the state after ``step`` steps of epoch ``epoch`` (0-based), between epoch ends."""
+        self._save(epoch, step, None)
+
+    def _save(self, epochs, step, logs):
         latest, previous = self.backup_dir / LATEST_BACKUP, self.backup_dir / PREVIOUS_BACKUP
 
         def write(temporary):
             self.model.save_weights(temporary, overwrite=True)
             with h5py.File(temporary, "a") as file:
-                file.attrs[EPOCH_ATTRIBUTE] = epoch + 1
-                file.attrs[LOGS_ATTRIBUTE] = json.dumps(_numbers(logs))
+                file.attrs[EPOCH_ATTRIBUTE] = epochs
+                file.attrs[STEP_ATTRIBUTE] = step
+                if logs is not None:
+                    file.attrs[LOGS_ATTRIBUTE] = json.dumps(_numbers(logs))
 
         write_atomically(self.backup_dir / NEXT_BACKUP, write, disk.variables_size(self.model, self.model.optimizer))
         # A kill between these two renames leaves next and previous, and
@@ -167,7 +185,7 @@ class EpochBackup(keras.callbacks.Callback):
         if latest.exists():
             os.replace(latest, previous)
         os.replace(self.backup_dir / NEXT_BACKUP, latest)
-        write_text_atomically(self.backup_dir / BACKUP_METADATA, json.dumps({"epoch": epoch + 1, "batch": 0}))
+        write_text_atomically(self.backup_dir / BACKUP_METADATA, json.dumps({"epoch": epochs, "batch": step}))
 
 
 def _numbers(logs):
@@ -185,8 +203,8 @@ def has_backup(backup_dir):
     return any((pathlib.Path(backup_dir) / name).is_file() for name in (LATEST_BACKUP, PREVIOUS_BACKUP, NEXT_BACKUP))
 
 
-def _last_good_backup(backup_dir, at_most=float("inf")):
-    """(path, epochs done, logs of the last epoch or None) of the newest readable backup of at most ``at_most`` epochs, or (None, 0, None)."""
+def _last_good_backup(backup_dir, at_most=(float("inf"), 0)):
+    """(path, (epochs, steps) done, logs of the last epoch or None) of the newest readable backup at or before ``at_most``, or (None, (0, 0), None)."""
     # next.weights.h5 is complete (written atomically) but was not yet renamed to latest.
     candidates = [backup_dir / name for name in (LATEST_BACKUP, NEXT_BACKUP, PREVIOUS_BACKUP)]
     found, damaged = [], []
@@ -196,11 +214,15 @@ def _last_good_backup(backup_dir, at_most=float("inf")):
         except Exception as error:  # noqa: BLE001  h5py raises OSError, KeyError, RuntimeError...
             damaged.append(f"{path.name} ({type(error).__name__}: {_first_line(error)})")
     found = [item for item in found if item[0] <= at_most]
-    epochs, logs, path = max(found, key=lambda item: item[0]) if found else (0, None, None)
+    point, logs, path = max(found, key=lambda item: item[0]) if found else ((0, 0), None, None)
     if damaged:
-        fallback = f"resuming from {path.name} ({epochs} epoch(s) done)" if path else "training starts afresh"
+        fallback = f"resuming from {path.name} ({_done(*point)})" if path else "training starts afresh"
         logger.warning("Damaged backup in %s: %s; %s.", backup_dir, ", ".join(damaged), fallback)
-    return path, epochs, logs
+    return path, point, logs
+
+
+def _done(epochs, step):
+    return f"{epochs} epoch(s) done" + (f" and {step} step(s) of the next" if step else "")
 
 
 def _first_line(error):
@@ -208,7 +230,7 @@ def _first_line(error):
 
 
 def _read_backup(path):
-    """(epochs done, logs of the last one or None) according to a backup, after reading every array of it."""
+    """((epochs, steps) done, logs of the last epoch end or None) according to a backup, after reading every array of it."""
     with h5py.File(path, "r") as file:
         # Reading each array finds a truncated file before the model is
         # touched: a failure half way through load_weights would leave the
@@ -216,12 +238,12 @@ def _read_backup(path):
         file.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
         if EPOCH_ATTRIBUTE in file.attrs:
             logs = json.loads(file.attrs[LOGS_ATTRIBUTE]) if LOGS_ATTRIBUTE in file.attrs else None
-            return int(file.attrs[EPOCH_ATTRIBUTE]), logs
+            return (int(file.attrs[EPOCH_ATTRIBUTE]), int(file.attrs.get(STEP_ATTRIBUTE, 0))), logs
     # Written by Keras' BackupAndRestore (before this callback): its epoch is
     # in the metadata file, which only ever described latest.weights.h5.
     metadata = path.parent / BACKUP_METADATA
     if path.name == LATEST_BACKUP and metadata.is_file():
-        return int(json.loads(metadata.read_text())["epoch"]), None
+        return (int(json.loads(metadata.read_text())["epoch"]), 0), None
     raise KeyError(f"no {EPOCH_ATTRIBUTE} attribute")
 
 

@@ -186,37 +186,40 @@ def peer_lost(error):
     )
 
 
-def agree_on_epoch(strategy, backup):
-    """Makes every task resume from the same epoch: the fewest that any task's backup holds.
+def agree_on_resume_point(strategy, backup):
+    """Makes every task resume from the same point: the earliest that any task's backup holds.
 
     Every task reads the chief's backup, but from a bucket each reads its own
     copy, fetched when it started: a task restarted while the chief was
-    still uploading an epoch's backup has the epoch before it (which the
-    chief keeps as ``previous.weights.h5``). Tasks one epoch apart would pair
-    their all-reduces across epochs. A collective (every task calls this at
-    the same point) gathers each task's epoch; those ahead step back, until
-    all agree. Nothing to do on one machine.
+    still uploading a backup has the one before it (which the chief keeps as
+    ``previous.weights.h5``). Tasks a step or an epoch apart would pair
+    their all-reduces across steps. A collective (every task calls this at
+    the same point) gathers each task's (epoch, step); those ahead step
+    back, until all agree. Nothing to do on one machine.
     """
     if not is_multi_worker(strategy):
         return
     for _ in range(3):  # each round, a task ahead steps back to the newest backup at or before the others'
-        epochs = _gather_epochs(strategy, backup.resume_epoch)
-        if min(epochs) == max(epochs):
+        points = list(zip(gather_from_replicas(strategy, backup.resume_epoch), gather_from_replicas(strategy, backup.resume_step)))
+        if min(points) == max(points):
             return
-        backup.restore_at_most(min(epochs))
-    raise RuntimeError(f"The tasks found different backups and could not agree on an epoch to resume from: {epochs}")
+        backup.restore_at_most(min(points))
+    raise RuntimeError(f"The tasks found different backups and could not agree on a point to resume from: {points}")
 
 
-def _gather_epochs(strategy, epochs):
-    """Every replica's ``epochs``, in every task (a SUM of one-hot vectors: collectives have no MIN)."""
+def gather_from_replicas(strategy, value):
+    """Every replica's number ``value``, in every task, as ints (a SUM of one-hot vectors: collectives have no MIN or gather).
+
+    A collective: every task must call it at the same point.
+    """
     replicas = strategy.num_replicas_in_sync
 
     def slot():
         index = tf.distribute.get_replica_context().replica_id_in_sync_group
-        return tf.one_hot(index, replicas, dtype=tf.float32) * float(epochs)
+        return tf.one_hot(index, replicas, dtype=tf.float32) * float(value)
 
     summed = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(slot), axis=None)
-    return [int(round(value)) for value in summed.numpy()]
+    return [int(round(number)) for number in summed.numpy()]
 
 
 def is_chief(strategy):

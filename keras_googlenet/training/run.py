@@ -11,7 +11,6 @@ import contextlib
 import dataclasses
 import functools
 import json
-import logging
 import math
 import os
 import pathlib
@@ -25,7 +24,7 @@ import tensorflow as tf
 from keras_googlenet.data import augment, datasets, pipeline
 from keras_googlenet import storage
 from keras_googlenet.storage import disk
-from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, progress, remote_output, vertex, arguments as train_arguments
+from keras_googlenet.training import checkpointing, cluster, curves, evaluation, output_lock, preemption, progress, remote_output, step_backups, vertex, arguments as train_arguments
 from keras_googlenet.artifacts import model_info
 from keras_googlenet.model.googlenet import GoogLeNet
 from keras_googlenet.model.task import build_from_element_spec, compile_googlenet
@@ -99,6 +98,7 @@ def train(
     data_dir=None,
     manual_dir=None,
     keep_backup=False,
+    backup_every=None,
     callbacks=(),
     verbose="auto",
     print_fn=print,
@@ -106,10 +106,14 @@ def train(
     """Trains a three-head GoogLeNet and evaluates it.
 
     Run again with the same arguments after an interruption (even SIGKILL),
-    training resumes at the first unfinished epoch with the weights and
-    optimizer state backed up at the end of the last finished one. Every
-    file is written atomically; a damaged backup is skipped, with a
-    warning, for the one before it (see `checkpointing.EpochBackup`).
+    training resumes where its last backup was made, with the weights and
+    optimizer state of that moment: an epoch end, or the last of every
+    ``backup_every`` steps. SIGTERM (a preempted machine) backs up the step
+    it stops at, and raises `preemption.Preempted` (`step_backups`). The
+    data of a resumed epoch are the ones an uninterrupted run would have
+    had next (`stream.training_stream`). Every file is written atomically;
+    a damaged backup is skipped, with a warning, for the one before it (see
+    `checkpointing.EpochBackup`).
 
     The arguments are checked first, TensorFlow aside
     (`train_arguments.check_train_arguments`): a bad value, a ``data``
@@ -174,6 +178,9 @@ def train(
             it is deleted once ``summary.json`` marks the run finished, as
             Keras' `BackupAndRestore` deletes its own: at 224 px it is
             two copies of the weights and the optimizer state (200 MB).
+        backup_every: also back up every this many steps, so that a kill
+            without warning loses at most that many; ``None``: at epoch ends
+            (and on SIGTERM) only.
         callbacks: more Keras callbacks, run after the built-in ones.
         verbose: `model.fit`'s output: 0 silent, 1 a progress bar, 2 one line
             per epoch; ``"auto"``: 1 when stdout is a terminal, else 2.
@@ -192,7 +199,7 @@ def train(
     strategy = cluster.make_strategy(strategy, devices)
     # A gs:// or s3:// output_dir is trained in a local mirror, pushed at each epoch end.
     routes = {TENSORBOARD_DIR + "/": job.outputs.tensorboard} if job.outputs.tensorboard else {}
-    with _each_warning_once(), _data_on_disk(job, say), remote_output.run_folder(job.output_dir, strategy, say, routes) as (local_dir, mirror, lease):
+    with preemption.stop_on_sigterm(), datasets.listed_once(), _data_on_disk(job, say), remote_output.run_folder(job.output_dir, strategy, say, routes) as (local_dir, mirror, lease):
         folders = cluster.task_folders(local_dir, strategy, BACKUP_DIR)
         try:
             # Only the chief writes to output_dir, so only the chief locks it.
@@ -201,30 +208,6 @@ def train(
         finally:
             if not folders.chief:  # the Keras multi-worker guide's clean-up of the other workers' folders
                 shutil.rmtree(folders.write_dir, ignore_errors=True)
-
-
-class _Once(logging.Filter):
-    def __init__(self):
-        super().__init__()
-        self.seen = set()
-
-    def filter(self, record):
-        message = record.getMessage()
-        if message in self.seen:
-            return False
-        self.seen.add(message)
-        return True
-
-
-@contextlib.contextmanager
-def _each_warning_once():
-    """The data's warnings once per run: the training, validation and final evaluation read an image folder's listing three times."""
-    logger, once = datasets.logger, _Once()
-    logger.addFilter(once)
-    try:
-        yield
-    finally:
-        logger.removeFilter(once)
 
 
 @contextlib.contextmanager
@@ -251,7 +234,8 @@ def _data_on_disk(job, say):
 
 @dataclasses.dataclass(frozen=True)
 class _Data:
-    train: tf.data.Dataset
+    stream: object  # step -> the training batches from that global step on
+    train: tf.data.Dataset  # stream(0)
     validation: object  # a tf.data.Dataset or None
     validation_steps: object  # an int, or None when unknown
     info: object  # datasets.DatasetInfo
@@ -276,7 +260,7 @@ def _train_in(folders, job, strategy, say, remote):
         keras.mixed_precision.set_global_policy(job.mixed_precision)
     try:
         model = _build_model(job, strategy, data)
-        history = _fit(model, job, data, folders, say, [remote_output.PushAtEpochEnd(*remote)] if remote else [])
+        history = _fit(model, job, data, folders, say, remote)
         scores = _save_and_evaluate(model, job, data, folders)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -293,7 +277,7 @@ def _train_in(folders, job, strategy, say, remote):
         tensorboard_dir=job.outputs.tensorboard or where(TENSORBOARD_DIR),
         # The chief's CSV holds the whole run, resumed or not; History only
         # the epochs of this fit.
-        history=_logged_history(folders.write_dir / CSV_LOG) if folders.chief else history.history,
+        history=_logged_history(folders.write_dir / CSV_LOG) if folders.chief else history,
         evaluation=scores,
         replicas=replicas,
         global_batch_size=data.global_batch_size,
@@ -377,12 +361,17 @@ def _announce(job, say):
 
 
 def _make_data(job, global_batch_size):
-    """The training and validation datasets: batches of the global size, one target per head."""
-    train_data, info = pipeline.make_dataset(
-        job.data, split=job.split, image_size=job.image_size, batch_size=global_batch_size, training=True,
-        variant=job.variant, seed=job.seed, data_dir=job.data_dir, manual_dir=job.manual_dir, repeat=True,
-        crop_area_range=(job.min_crop_area, augment.CROP_AREA_RANGE[1]),
-    )
+    """The training stream and validation datasets: batches of the global size, one target per head."""
+
+    def stream(step):  # the batches from global step `step` on (`stream.training_stream`)
+        dataset, info = pipeline.make_dataset(
+            job.data, split=job.split, image_size=job.image_size, batch_size=global_batch_size, training=True,
+            variant=job.variant, seed=job.seed, data_dir=job.data_dir, manual_dir=job.manual_dir, repeat=True,
+            crop_area_range=(job.min_crop_area, augment.CROP_AREA_RANGE[1]), start=step * global_batch_size,
+        )
+        return cluster.shard_by_data(_targets(dataset, job.aux_heads)), info
+
+    train_data, info = stream(0)
     steps_per_epoch = job.steps_per_epoch or _steps_per_pass(info, job.split, global_batch_size)
     validation_data = validation_steps = None
     if job.validation_split is not None:
@@ -395,8 +384,10 @@ def _make_data(job, global_batch_size):
         # out of data" warning. The last batch may be partial.
         examples = (info.num_examples or {}).get(job.validation_split)
         validation_steps = -(-examples // global_batch_size) if examples else None
-    train_data, validation_data = (cluster.shard_by_data(_targets(d, job.aux_heads)) for d in (train_data, validation_data))
-    return _Data(train_data, validation_data, validation_steps, info, steps_per_epoch, global_batch_size)
+        validation_data = cluster.shard_by_data(_targets(validation_data, job.aux_heads))
+    return _Data(
+        lambda step: stream(step)[0], train_data, validation_data, validation_steps, info, steps_per_epoch, global_batch_size
+    )
 
 
 def _build_model(job, strategy, data):
@@ -418,17 +409,54 @@ def _build_model(job, strategy, data):
     return model
 
 
-def _fit(model, job, data, folders, say, upload_callbacks):
-    """`model.fit` from the last backup, if any, with the built-in callbacks, ``upload_callbacks``, then the user's; returns its History.
+def _fit(model, job, data, folders, say, remote):
+    """`model.fit` from the last backup, if any, with the built-in callbacks, the upload to ``remote`` (mirror, lease), then the user's; returns the history.
 
     The upload comes right after the built-in callbacks, which write the
     epoch's files: a user's callback that stops at an epoch end (or sleeps
     there, as the kill tests' holds do) finds the epoch's upload started.
+    A run resumed inside an epoch fits twice: the rest of that epoch, then
+    the epochs after it.
     """
     backup = checkpointing.EpochBackup(folders.backup_dir, folders.restore_dir)
-    cluster.agree_on_epoch(model.distribute_strategy, backup)
-    if backup.resume_epoch:
-        say(f"Resuming after epoch {backup.resume_epoch} from the backup in {folders.restore_dir}")
+    cluster.agree_on_resume_point(model.distribute_strategy, backup)
+    if backup.resume_epoch or backup.resume_step:
+        say(f"Resuming {_resume_point(backup, data.steps_per_epoch)} from the backup in {folders.restore_dir}")
+    monitor, callbacks = _epoch_end_callbacks(job, data, folders, backup)
+    if remote:
+        callbacks.append(remote_output.PushAtEpochEnd(*remote))
+    say(f"{data.steps_per_epoch} steps per epoch; the first one compiles the model and takes longest.")
+    verbose = _fit_verbosity(job.verbose)
+    shown = [progress.EpochLine()] if verbose else []  # within 120 columns; every metric is in history.csv
+    push = functools.partial(_push_in_background, *remote) if remote else None
+
+    def fit(epoch, step, epochs, ending=()):
+        stops = step_backups.StepBackups(backup, data.steps_per_epoch, job.backup_every, step, push)
+        return model.fit(
+            data.stream(epoch * data.steps_per_epoch + step) if epoch or step else data.train,
+            epochs=epochs,
+            initial_epoch=epoch,
+            steps_per_epoch=data.steps_per_epoch - step,
+            validation_data=data.validation,
+            validation_steps=data.validation_steps,
+            callbacks=callbacks + list(job.callbacks) + shown + [stops, *ending],
+            shuffle=False,  # the pipeline shuffles; Keras warns it cannot
+            verbose=verbose,
+        ).history
+
+    with preemption.deferred(), _one_line_fit_errors(job):
+        epoch, history = backup.resume_epoch, {}
+        if backup.resume_step:  # the rest of the interrupted epoch; on the raw weights if more epochs follow
+            with _no_final_average(model.optimizer) as keep_raw_weights:
+                history = fit(epoch, backup.resume_step, epoch + 1, [keep_raw_weights] if epoch + 1 < job.epochs else [])
+            epoch += 1
+        if epoch < job.epochs or not history:
+            history = _joined(history, fit(epoch, 0, job.epochs))
+    return history
+
+
+def _epoch_end_callbacks(job, data, folders, backup):
+    """(the metric that picks the best checkpoint, the built-in callbacks), after the backup's history is trimmed to it."""
     # Keras prefixes metrics with the output name only for several outputs.
     monitor = ("val_" if data.validation is not None else "") + ("main_top1" if job.aux_heads else "top1")
     # Every task decides which checkpoints to save from the chief's history
@@ -444,25 +472,53 @@ def _fit(model, job, data, folders, say, upload_callbacks):
     best_so_far = None
     if (folders.output_dir / BEST_CHECKPOINT).exists() or interrupted.is_best:
         best_so_far = _best_logged(logged + ([interrupted.logs] if interrupted.logs else []), monitor)
-    callbacks = make_callbacks(
+    return monitor, make_callbacks(
         folders.write_dir, backup, monitor=monitor, use_ema=job.use_ema, best_so_far=best_so_far,
         interrupted=interrupted,
     )
-    say(f"{data.steps_per_epoch} steps per epoch; the first one compiles the model and takes longest.")
-    verbose = _fit_verbosity(job.verbose)
-    shown = [progress.EpochLine()] if verbose else []  # within 120 columns; every metric is in history.csv
+
+
+def _resume_point(backup, steps_per_epoch):
+    if not backup.resume_step:
+        return f"after epoch {backup.resume_epoch}"
+    return f"in epoch {backup.resume_epoch + 1} after its step {backup.resume_step} of {steps_per_epoch}"
+
+
+def _push_in_background(mirror, lease):
+    remote_output.check_lease(lease)
+    mirror.push_in_background()
+
+
+def _joined(first, second):
+    return {name: first.get(name, []) + second.get(name, []) for name in {**first, **second}}
+
+
+@contextlib.contextmanager
+def _no_final_average(optimizer):
+    """Yields a callback that keeps ``fit`` from ending on the averaged weights, for the first of a resumed epoch's two fits.
+
+    With EMA, Keras puts the average in the model at the end of every
+    ``fit`` (`finalize_variable_values`), which the second fit would then
+    train on. Turned off only after the last epoch end, so that the
+    training step (traced in the first step) keeps its average updates.
+    """
+
+    class KeepRawWeights(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            optimizer.use_ema = False
+
+    use_ema = optimizer.use_ema
     try:
-        return model.fit(
-            data.train,
-            epochs=job.epochs,
-            initial_epoch=backup.resume_epoch,
-            steps_per_epoch=data.steps_per_epoch,
-            validation_data=data.validation,
-            validation_steps=data.validation_steps,
-            callbacks=callbacks + upload_callbacks + list(job.callbacks) + shown,
-            shuffle=False,  # the pipeline shuffles; Keras warns it cannot
-            verbose=verbose,
-        )
+        yield KeepRawWeights()
+    finally:
+        optimizer.use_ema = use_ema
+
+
+@contextlib.contextmanager
+def _one_line_fit_errors(job):
+    """A peer's death and a NaN loss as one-line errors."""
+    try:
+        yield
     except tf.errors.UnavailableError as error:  # a peer's death: TensorFlow's first line names only an op
         lost = cluster.peer_lost(error)
         if lost is None:

@@ -16,17 +16,25 @@ Its epochs take milliseconds, so a kill test cannot wait for "the first
 backup, a whole epoch before the next": with ``TINY_GOOGLENET_HOLD`` set to
 ``EPOCH:PATH``, `train` stops at the end of epoch EPOCH (counted from 0,
 after the built-in callbacks: the backup, checkpoints and history row are
-written), creates PATH and sleeps until it is killed. Only the first to
+written), creates PATH and sleeps until it is killed, or until a SIGTERM
+asks it to stop (`preemption.requested`). ``EPOCH/STEP:PATH`` holds at
+the end of step STEP (from 1) of that epoch instead. Only the first to
 create PATH holds: a restarted run that (wrongly) ran that epoch again, or
 a second worker of the same cluster, goes on.
+
+With ``TINY_GOOGLENET_SEEN`` set to a folder, the stand-in counts the labels
+it trains on (each in a class of its own in the preemption test), and
+writes each epoch's counts so far to ``FOLDER/<pid>-<epoch>.json`` at every
+step's end.
 
 With ``TINY_GOOGLENET_STALE_BACKUP`` set, the process's own copy of the
 chief's backup lacks ``latest.weights.h5`` when training reads it: a task
 of a bucket run that fetched the run while the chief was still uploading
-its last backup (`cluster.agree_on_epoch`).
+its last backup (`cluster.agree_on_resume_point`).
 """
 
 import importlib.abc
+import json
 import importlib.machinery
 import os
 import pathlib
@@ -34,6 +42,7 @@ import sys
 import time
 
 HOLD = "TINY_GOOGLENET_HOLD"
+SEEN = "TINY_GOOGLENET_SEEN"
 STALE_BACKUP = "TINY_GOOGLENET_STALE_BACKUP"
 RUN_MODULE = "keras_googlenet.training.run"
 
@@ -52,29 +61,70 @@ def tiny_googlenet(input_shape=(224, 224, 3), classes=1000, aux_heads=True, vari
     features = layers.GlobalAveragePooling2D(name="pool5_7x7_s1")(layers.ReLU()(x))
     names = OUTPUT_NAMES if aux_heads else OUTPUT_NAMES[:1]
     heads = [layers.Dense(classes, activation="softmax", name=head)(features) for head in names]
-    return keras.Model(pixels, heads if aux_heads else heads[0], name=name)
+    model = keras.Model(pixels, heads if aux_heads else heads[0], name=name)
+    if os.environ.get(SEEN):
+        _count_labels(model, classes)
+    return model
+
+
+def _count_labels(model, classes):
+    """Adds ``model.seen``, the count of each label its training steps have had since it was last zeroed."""
+    import tensorflow as tf
+
+    model.seen = tf.Variable(tf.zeros([classes], tf.int64), trainable=False)  # outside Keras' weights and backups
+    train_step = model.train_step
+
+    def counting_train_step(data):
+        labels = data[1]["main"] if isinstance(data[1], dict) else data[1]
+        model.seen.assign_add(tf.reduce_sum(tf.one_hot(labels, classes, dtype=tf.int64), axis=0))
+        return train_step(data)
+
+    model.train_step = counting_train_step
 
 
 def holds():
-    """The callbacks that ``TINY_GOOGLENET_HOLD`` asks for: none when it is unset."""
-    if not os.environ.get(HOLD):
-        return []
+    """The callbacks that ``TINY_GOOGLENET_SEEN`` and ``TINY_GOOGLENET_HOLD`` ask for: none when they are unset."""
     import keras
 
-    epoch, path = os.environ[HOLD].split(":", 1)
+    from keras_googlenet.training import preemption
 
-    class HoldAtEpochEnd(keras.callbacks.Callback):
+    class WriteSeen(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.model.seen.assign(self.model.seen * 0)
+
+        def on_train_batch_end(self, batch, logs=None):
+            counts = [int(count) for count in self.model.seen.numpy()]
+            (pathlib.Path(os.environ[SEEN]) / f"{os.getpid()}-{self.epoch}.json").write_text(json.dumps(counts))
+
+    callbacks = [WriteSeen()] if os.environ.get(SEEN) else []
+    if not os.environ.get(HOLD):
+        return callbacks
+    point, path = os.environ[HOLD].split(":", 1)
+    epoch, _, step = point.partition("/")
+
+    def hold():
+        try:
+            open(path, "x").close()  # once per PATH: a restarted run, or a second worker, goes on
+        except FileExistsError:
+            return
+        while not preemption.requested():  # a SIGTERM's handler returns into this loop
+            time.sleep(0.05)
+
+    class Hold(keras.callbacks.Callback):
+        def on_epoch_begin(self, index, logs=None):
+            self.epoch = index
+
+        def on_train_batch_end(self, batch, logs=None):
+            # A resumed epoch's fit counts its batches from 0: only the first run holds (PATH exists).
+            if step and self.epoch == int(epoch) and batch + 1 == int(step):
+                hold()
+
         def on_epoch_end(self, index, logs=None):
-            if index != int(epoch):
-                return
-            try:
-                open(path, "x").close()  # once per PATH: a restarted run, or a second worker, goes on
-            except FileExistsError:
-                return
-            while True:
-                time.sleep(60)
+            if not step and index == int(epoch):
+                hold()
 
-    return [HoldAtEpochEnd()]
+    return callbacks + [Hold()]
 
 
 def use_in_train(monkeypatch):

