@@ -7,7 +7,7 @@ checkpoints, logs, curves and the backup to ``--output-dir``; the others
 write theirs to scratch folders, and every worker resumes from the chief's
 backup. On real machines, run the same command on each host with TF_CONFIG
 naming every host and its own index, and ``--output-dir`` on a folder they
-all share (see README.md, "Beyond one machine").
+all share (see docs/beyond-one-machine.md).
 
     python examples/multiworker_launch.py --workers 2 -- --epochs 1 --steps-per-epoch 4 --image-size 80
 

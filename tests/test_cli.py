@@ -207,7 +207,7 @@ def test_package_data_covers_every_data_file():
 def test_the_readmes_output_folders_are_ignored_by_git():
     ignored = (REPO_ROOT / ".gitignore").read_text().splitlines()
     assert {"runs/", "exports/"} <= set(ignored)
-    cam_folders = set(re.findall(r"--cam ([a-z_]+)", (REPO_ROOT / "README.md").read_text()))
+    cam_folders = set(re.findall(r"--cam ([a-z_]+)", (REPO_ROOT / "docs" / "grad-cam.md").read_text()))
     assert cam_folders and {folder + "/" for folder in cam_folders} <= set(ignored), cam_folders  # `predict --cam cams`
     assert defaults.DEFAULT_EXPORT_DIR + "/" in ignored and defaults.DEFAULT_OUTPUT_DIR.split("/")[0] + "/" in ignored
 

@@ -1,4 +1,8 @@
-"""The README's Python snippets run as printed and do what their comments say."""
+"""The README's and the site's Python snippets run as printed and do what their comments say.
+
+Every ```python block of the README and of docs/ is preceded by an HTML comment: ``<!-- run:
+FILE::TEST -->``, the test that runs it, or ``<!-- not run: REASON -->`` (tests/test_docs.py checks).
+"""
 
 import json
 import math
@@ -9,14 +13,27 @@ import pytest
 
 import lane
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
-def _snippet(section):
-    """The first ```python block under the README heading ``section``."""
-    text = README.read_text()
+def _snippet(section, path=ROOT / "docs" / "model.md"):
+    """The first ```python block under the heading ``section`` of a page."""
+    text = path.read_text()
     start = text.index(f"\n## {section}\n")
     return re.search(r"```python\n(.*?)```", text[start:], re.S).group(1)
+
+
+def test_the_readme_shows_the_model_snippet_of_the_site_as_it_is():
+    assert _snippet("In Python", README) == _snippet("The model")
+
+
+def test_the_data_snippet_runs_as_printed():
+    namespace = {}
+    exec(_snippet("Data", ROOT / "docs" / "training.md"), namespace)
+    images, targets = next(iter(namespace["train"]))
+    assert images.shape == (32, 96, 96, 3) and sorted(targets) == ["aux1", "aux2", "main"]
+    assert namespace["info"].num_classes == 10
 
 
 def test_the_model_snippet_fits_and_predicts_on_the_same_preprocessed_images():

@@ -34,7 +34,7 @@ IMAGE_END_MARKERS = {b"\xff\xd8\xff": b"\xff\xd9", b"\x89PN": b"IEND\xaeB`\x82",
 # The train/validation split of the digits is fixed, never the caller's seed:
 # training and evaluation calls with different seeds must get disjoint splits.
 DIGITS_SPLIT_SEED = 2014
-# A tfds pass's shuffle seed is seed * PASS_SEED_STRIDE + pass: distinct for a run's passes.
+# A tfds pass's windows are permuted with the seed (seed, pass * PASS_SEED_STRIDE + window).
 PASS_SEED_STRIDE = 1 << 20
 
 
@@ -503,9 +503,13 @@ class TfdsSplit:
     def pass_in_order(self, seed, pass_index, shuffle_buffer):
         """Pass ``pass_index`` (a tensor) of the encoded records, in an order set by ``(seed, pass_index)`` alone.
 
-        The files are read in one seeded order, the same in every pass, and
-        mixed by a shuffle buffer seeded by the pass. Skipping into a pass
-        reads the records before the position, but decodes none.
+        The files are read in one seeded order, the same in every pass; each
+        window of ``shuffle_buffer`` records is then permuted by stateless
+        random keys of ``(seed, pass, window)``. Not `Dataset.shuffle` with a
+        seed tensor: under a global seed (`keras.utils.set_random_seed`, as
+        `train` sets) tf.data tests that seed as a Python bool, and fails.
+        Skipping into a pass reads the records before the position, but
+        decodes none.
         """
         import tensorflow_datasets as tfds
 
@@ -516,8 +520,13 @@ class TfdsSplit:
             read_config=tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=False),
             decoders={self._image: tfds.decode.SkipDecoding()},
         )
-        pass_seed = tf.constant(seed, tf.int64) * PASS_SEED_STRIDE + pass_index
-        return records.shuffle(shuffle_buffer, seed=pass_seed, reshuffle_each_iteration=False)
+
+        def permuted(window_index, window):
+            window_seed = tf.stack([tf.constant(seed, tf.int64), pass_index * PASS_SEED_STRIDE + window_index])
+            order = tf.argsort(tf.random.stateless_uniform(tf.shape(window[1]), seed=window_seed))
+            return tf.data.Dataset.from_tensor_slices(tuple(tf.gather(part, order) for part in window))
+
+        return records.batch(shuffle_buffer).enumerate().flat_map(permuted)
 
     def decode(self, image, label):
         return _to_rgb_uint8(self.builder.info.features[self._image].decode_example(image), label)

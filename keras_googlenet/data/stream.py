@@ -21,13 +21,16 @@ def training_stream(source, split="train", seed=None, start=0, shuffle_buffer=10
     """``(dataset, info)``: ``(position, image, label)`` from position ``start`` on, forever.
 
     Args:
-        source, split: as in `datasets.load_examples`; ``source_options`` are
-            its ``data_dir``, ``manual_dir`` and ``validation_fraction``.
+        source: ``"digits"``, an image folder or a tfds name, as in
+            `datasets.load_examples`.
+        split: the split to stream.
         seed: the int that sets every pass's order; ``None`` draws one, for
             a stream that no later run re-enters.
         start: the position to start at, from 0.
         shuffle_buffer: the records a tfds pass mixes at once (a list's
             pass is a full permutation).
+        **source_options: `datasets.load_examples`' ``data_dir``,
+            ``manual_dir`` and ``validation_fraction``.
     """
     if isinstance(start, bool) or not isinstance(start, int) or start < 0:
         raise ValueError(f"`start` must be an int >= 0. Received: start={start!r}")

@@ -2,6 +2,7 @@
 
 import collections
 
+import keras
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -55,6 +56,7 @@ def test_a_folder_stream_reads_each_file_once_per_pass_and_drops_the_damaged_one
 
 
 def test_a_tfds_stream_is_each_record_once_per_pass_and_re_entered_alike():
+    keras.utils.set_random_seed(0)  # as `train` does: a global seed once broke a seed tensor here
     with tfds.testing.mock_data(num_examples=12):
         whole = _take(stream.training_stream("tf_flowers", seed=2, shuffle_buffer=4)[0], 30)
         entered = _take(stream.training_stream("tf_flowers", seed=2, start=17, shuffle_buffer=4)[0], 13)

@@ -30,7 +30,7 @@ WEB = pathlib.Path(__file__).resolve().parents[2] / "examples" / "web"
 SIZE = digits_models.SIZE  # conftest's digits models
 CLASSES = 10
 DIGITS_ON_THE_PAGE = 12
-# Where to keep the README's screenshot (docs/web/page.png); a tmp_path otherwise.
+# Where to keep the site's screenshot (docs/web/page.png); a tmp_path otherwise.
 SCREENSHOT_ENV = "KERAS_GOOGLENET_WEB_SCREENSHOT"
 
 pytestmark = [pytest.mark.slow, pytest.mark.alone]  # Chromium: about 2 GB
@@ -258,7 +258,7 @@ def test_float_exports_run_on_the_web_gpu_delegate_with_the_keras_top1_within_0_
 # input's scale (max |delta| 0.999 "bn", 0.801 "paper"). No scale serves both paths: with 1/255 the
 # CPU is right and the GPU gets pixel / 65025 (tried). `--int8-io float32` is the int8 file for the
 # web GPU (test_float_input_int8_export_runs_on_the_web_gpu_delegate_with_the_keras_top1).
-# Strict: when a MediaPipe upgrade fixes it, this XPASSes and the README's GPU table needs updating.
+# Strict: when a MediaPipe upgrade fixes it, this XPASSes and the GPU table of docs/deploy.md needs updating.
 @pytest.mark.xfail(strict=True, reason="MediaPipe's web GPU delegate feeds a uint8 input [0, 1] pixels")
 @pytest.mark.parametrize("variant", ["bn", "paper"])
 def test_int8_export_runs_on_the_web_gpu_delegate_with_the_litert_top1_within_0_02(site, chromium, photos, int8_exports, variant):
@@ -318,7 +318,7 @@ def test_float_input_int8_export_runs_on_the_web_gpu_delegate_with_the_keras_top
 def test_dynamic_range_export_is_refused_by_the_web_gpu_delegate_as_the_readme_says(site, chromium, photos, digits_exports):
     """The hybrid FULLY_CONNECTED (version 12) falls back to the CPU and the mixed graph traps.
 
-    If a MediaPipe upgrade makes this fail, the README's GPU table is out of date.
+    If a MediaPipe upgrade makes this fail, the GPU table of docs/deploy.md is out of date.
     """
     files, _ = photos
     state, errors = classify_in_page(chromium, site[1], serve(site, digits_exports["tflite_dynamic"], "bn_dynamic.tflite"), files[:1], delegate="GPU")
