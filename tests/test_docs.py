@@ -128,6 +128,6 @@ def test_the_site_builds_offline_with_warnings_as_errors(tmp_path):
     assert pages["model/index.html"].count("inception 4e</tspan>") == 1
     assert '<img alt="The example web page' in pages["index.html"] and (site / "web" / "page.png").is_file()
     assert "cam/digit0_label8.png.cam.png" in pages["grad-cam/index.html"]
-    assert "training/curves.png" in pages["training/index.html"] and (site / "training" / "curves.png").is_file()
+    assert "src=\"curves.png\"" in pages["training/index.html"] and (site / "training" / "curves.png").is_file()
     assert "keras_googlenet.training.run.train" in pages["api/training/index.html"]
     assert "The paper&#39;s training augmentation" in pages["api/data/index.html"] or "The paper's training augmentation" in pages["api/data/index.html"]

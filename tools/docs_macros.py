@@ -99,4 +99,5 @@ def architecture_diagram(variant="paper"):
                 f'<tspan font-weight="bold">{aux}</tspan> softmax</text></g>'
             )
     parts.append("</svg>")
-    return "\n".join(parts)
+    # In a block-level element, which Markdown passes through: an <svg> alone would get <p> tags.
+    return '<figure class="architecture">' + "".join(parts) + "</figure>"
