@@ -107,6 +107,13 @@ def test_the_diagram_draws_every_block_of_the_table_in_order_with_its_heads():
     assert [label for label, _, aux in _macros().architecture_rows() if aux] == ["inception 4a", "inception 4d"]
 
 
+def test_a_cell_names_the_row_it_cannot_find():
+    report = _results("cpu")
+    assert _macros().row(report, "TFLite fp32", 32)["batch"] == 32
+    with pytest.raises(KeyError, match="no row 'TFLite fp64' at batch 1"):
+        _macros().row(report, "TFLite fp64", 1)
+
+
 @pytest.mark.needs("mkdocs", 'pip install -e ".[docs]"')
 def test_the_site_builds_offline_with_warnings_as_errors(tmp_path):
     site = tmp_path / "site"
@@ -129,5 +136,7 @@ def test_the_site_builds_offline_with_warnings_as_errors(tmp_path):
     assert '<img alt="The example web page' in pages["index.html"] and (site / "web" / "page.png").is_file()
     assert "cam/digit0_label8.png.cam.png" in pages["grad-cam/index.html"]
     assert "src=\"curves.png\"" in pages["training/index.html"] and (site / "training" / "curves.png").is_file()
+    # A ratio quoted in prose is the saved run's: cpu.json's TFLite fp32 row at batch 1 holds 0.854.
+    assert "takes 0.85x onnxruntime" in " ".join(pages["benchmarks/index.html"].split())
     assert "keras_googlenet.training.run.train" in pages["api/training/index.html"]
     assert "The paper&#39;s training augmentation" in pages["api/data/index.html"] or "The paper's training augmentation" in pages["api/data/index.html"]

@@ -8,6 +8,8 @@ pages cannot disagree and a new measurement changes them all:
 - ``{{ results.main_job.top1 }}`` and the like: any field of any
   ``benchmarks/results/*.json`` (``main_job.json`` is the README's main job,
   ``ci.json`` the test suite's run);
+- ``{{ cell("cpu", "TFLite fp32", 1) }}``: one number of a benchmark's table
+  (its ratio, or any column);
 - ``{{ architecture_diagram() }}``: the network drawn from
   `keras_googlenet.model.architecture`'s table, which it imports without
   TensorFlow.
@@ -41,7 +43,21 @@ def define_env(env):
 
         return common.markdown(env.variables["results"][name])
 
+    @env.macro
+    def cell(name, case, batch, column="ratio", digits=2, suffix=""):
+        """One number of a benchmark's table: ``cell("cpu", "TFLite fp32", 1)`` is that row's ratio, "0.85"."""
+        return f"{row(env.variables['results'][name], case, batch)[column]:.{digits}f}{suffix}"
+
     env.macro(architecture_diagram)
+
+
+def row(report, case, batch):
+    """The row of ``case`` at ``batch`` in a benchmark report; a KeyError names what is missing."""
+    for part in report["parts"]:
+        for found in part.get("rows", []):
+            if found.get("case") == case and found.get("batch") == batch:
+                return found
+    raise KeyError(f"no row {case!r} at batch {batch}")
 
 
 BOX_WIDTH, ROW_HEIGHT, GAP = 520, 34, 10

@@ -1,6 +1,7 @@
 """A preempted `train`: SIGTERM (what Kubernetes, Vertex AI and the clouds send first) backs up the step it stops at, in one line, and the same command resumes from that step.
 
-`--backup-every` bounds what a SIGKILL, which gives no warning, costs.
+`--backup-every` bounds what a SIGKILL, which gives no warning, costs: here into an s3:// bucket
+(moto's server), resumed by a process with an empty disk of its own.
 """
 
 import json
@@ -21,12 +22,17 @@ STEPS_PER_EPOCH = 6  # 12 images, batch 2: an epoch is one pass over them
 # the subject) on 12 images, each in a class of its own, so that the labels
 # that the stand-in counts (`tiny_googlenet.SEEN`) name the images.
 #   - "sigterm": held after step 3 of epoch 2 (1/3), sent SIGTERM there, then run again;
-#   - "sigkill": with --backup-every 2, held after step 3 of epoch 2, killed, then run again.
+#   - "sigkill": into s3://runs/sigkill with --backup-every 2, held after step 3 of epoch 2,
+#     killed, then run again with another TMPDIR (a new machine: nothing but the bucket).
 SCRIPT = textwrap.dedent(
     """
     import json, os, pathlib, signal, subprocess, sys, time
-    import local_cluster, tiny_googlenet
+    import local_cluster, object_stores, tiny_googlenet
     from PIL import Image
+
+    server = object_stores.s3(".")
+    os.environ.update(server.env, KERAS_GOOGLENET_LEASE_TERM_S="3")  # a killed run's lease lapses in 3 s
+    object_stores.make_bucket("s3", "runs")
 
     for split, count in (("train", 12), ("validation", 2)):
         for index in range(count):
@@ -34,14 +40,17 @@ SCRIPT = textwrap.dedent(
             folder.mkdir(parents=True)
             Image.new("RGB", (8, 8), (index * 20, 0, 0)).save(folder / "image.png")  # validation: 2 of the classes
 
+    OUTPUT = {"sigterm": "sigterm", "sigkill": "s3://runs/sigkill"}
+
     def run(name, *extra, hold=None):
         command = local_cluster.tiny_train_command(
             "--data", "images", "--epochs", "3", "--batch-size", "2", "--image-size", "80", "--verbose", "2",
-            "--output-dir", name, *extra,
+            "--output-dir", OUTPUT[name], *extra,
         )
-        seen = pathlib.Path(name + "-seen")
+        seen, temporary = pathlib.Path(name + "-seen"), pathlib.Path(f"{name}-tmp-{'first' if hold else 'second'}")
         seen.mkdir(exist_ok=True)
-        env = {**os.environ, tiny_googlenet.SEEN: str(seen)}
+        temporary.mkdir()
+        env = {**os.environ, tiny_googlenet.SEEN: str(seen), "TMPDIR": str(temporary.resolve())}
         if hold:
             env[tiny_googlenet.HOLD] = f"1/3:{name}-held"
         return command, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -54,13 +63,16 @@ SCRIPT = textwrap.dedent(
             if first.poll() is not None or time.monotonic() > deadline:
                 sys.exit("the hold was not reached: " + first.stderr.read()[-3000:])
             time.sleep(0.05)
-        lock_held = os.path.exists(f"{name}/train.lock")
+        def locked():  # the lock file, or the bucket's lease
+            return os.path.exists(f"{name}/train.lock") or "train.lease" in object_stores.listing("s3://runs/sigkill")
+
+        lock_held = locked()
         sent = time.monotonic()
         first.send_signal(stop)
         _, stderr = first.communicate(timeout=120)
         result[name] = {
             "returncode": first.returncode, "stderr": stderr, "seconds": time.monotonic() - sent,
-            "lock_held": lock_held, "lock_left": os.path.exists(f"{name}/train.lock"), "first_pid": first.pid,
+            "lock_held": lock_held, "lock_left": locked(), "first_pid": first.pid,
         }
         _, second = run(name, *extra)
         stdout, second_stderr = second.communicate(timeout=240)
@@ -68,6 +80,9 @@ SCRIPT = textwrap.dedent(
             second_pid=second.pid, second_returncode=second.returncode, second_stdout=stdout,
             second_stderr=second_stderr[-3000:],
         )
+    result["sigkill"]["history"] = object_stores.read("s3://runs/sigkill/history.csv")
+    result["sigkill"]["left_on_the_second_disk"] = [str(p) for p in pathlib.Path("sigkill-tmp-second").rglob("*") if "autograph" not in p.name]
+    server.stop()
     json.dump(result, open("result.json", "w"))
     """
 )
@@ -126,18 +141,20 @@ def test_the_resumed_run_trains_each_image_of_the_interrupted_epoch_once(preempt
 
 @pytest.mark.slow
 @lane.reads(_preempted_runs)
-def test_after_a_sigkill_backup_every_resumes_from_the_last_backed_up_step(preempted):
+def test_after_a_sigkill_backup_every_resumes_from_the_last_backed_up_step_in_the_bucket(preempted):
     result, folder = preempted
     run = result["sigkill"]
-    assert run["returncode"] == -9 and run["lock_left"]
+    assert run["returncode"] == -9 and run["lock_left"]  # the lease, until it lapses
     assert run["second_returncode"] == 0, run["second_stderr"]
+    assert "Fetched the run's " in run["second_stdout"]  # onto an empty disk, from the bucket
     # Steps 6 + 2 of the run: a backup; step 3 was lost with the kill.
     assert f"Resuming in epoch 2 after its step 2 of {STEPS_PER_EPOCH} from the backup" in run["second_stdout"]
     before, after = (_seen(folder, "sigkill", run[pid], 1) for pid in ("first_pid", "second_pid"))
     assert sum(before) == 6 and sum(after) == 8  # the lost step's two images are trained again
     assert sorted(a + b for a, b in zip(before, after)) == [1] * 10 + [2] * 2
-    rows = (folder / "sigkill" / "history.csv").read_text().splitlines()
+    rows = run["history"].splitlines()
     assert [int(row.split(",")[0]) for row in rows[1:]] == [0, 1, 2]
+    assert run["left_on_the_second_disk"] == []  # the run's local mirror is gone once the bucket holds it
 
 
 def test_a_sigterm_outside_fit_stops_at_once_and_inside_waits_for_the_end_of_the_step():
