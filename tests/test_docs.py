@@ -90,7 +90,8 @@ def test_every_python_block_runs_in_a_named_test_or_says_why_not(path):
 
 
 def test_the_diagram_draws_every_block_of_the_table_in_order_with_its_heads():
-    svg = _macros().architecture_diagram()
+    macros = _macros()
+    svg, rows = macros.architecture_diagram(), macros.architecture_rows()
     drawn = re.findall(r">inception (\w+)</tspan> 1x1 (\d+) \| 3x3 (\d+)&gt;(\d+) \| 5x5 (\d+)&gt;(\d+) \| pool (\d+) = (\d+)<", svg)
     assert drawn == [
         (block.name, *map(str, (block.filters_1x1, block.filters_3x3_reduce, block.filters_3x3, block.filters_5x5_reduce,
@@ -99,12 +100,11 @@ def test_the_diagram_draws_every_block_of_the_table_in_order_with_its_heads():
     ]
     # The paper's Table 1, typed here: 3a gives 256 channels, 5b 1024; the heads follow 4a and 4d.
     assert (drawn[0][-1], drawn[-1][-1]) == ("256", "1024")
-    rows = [label for label, _, _ in _macros().architecture_rows()]
-    assert rows.index("pool3") == rows.index("inception 3b") + 1 and rows.index("pool4") == rows.index("inception 4e") + 1
+    labels = [label for label, _, _ in rows]
+    assert labels.index("pool3") == labels.index("inception 3b") + 1 and labels.index("pool4") == labels.index("inception 4e") + 1
     heads = re.findall(r"<tspan font-weight=\"bold\">(aux\d)</tspan>", svg)
     assert heads == ["aux1", "aux2"]
-    assert [aux for _, _, aux in _macros().architecture_rows() if aux] == ["aux1", "aux2"]
-    assert [label for label, _, aux in _macros().architecture_rows() if aux] == ["inception 4a", "inception 4d"]
+    assert [(label, aux) for label, _, aux in rows if aux] == [("inception 4a", "aux1"), ("inception 4d", "aux2")]
 
 
 def test_a_cell_names_the_row_it_cannot_find():

@@ -36,6 +36,10 @@ class PushAtEpochEnd(keras.callbacks.Callback):
         self.mirror, self.lease = mirror, lease
 
     def on_epoch_end(self, epoch, logs=None):
+        self.push()
+
+    def push(self):
+        """Starts the upload of what changed (also after a backup between epoch ends, `step_backups`)."""
         check_lease(self.lease)
         self.mirror.push_in_background()
 

@@ -422,13 +422,14 @@ def _fit(model, job, data, folders, say, remote):
     cluster.agree_on_resume_point(model.distribute_strategy, backup)
     if backup.resume_epoch or backup.resume_step:
         say(f"Resuming {_resume_point(backup, data.steps_per_epoch)} from the backup in {folders.restore_dir}")
-    monitor, callbacks = _epoch_end_callbacks(job, data, folders, backup)
-    if remote:
-        callbacks.append(remote_output.PushAtEpochEnd(*remote))
+    callbacks = _epoch_end_callbacks(job, data, folders, backup)
+    upload = remote_output.PushAtEpochEnd(*remote) if remote else None
+    if upload:
+        callbacks.append(upload)
     say(f"{data.steps_per_epoch} steps per epoch; the first one compiles the model and takes longest.")
     verbose = _fit_verbosity(job.verbose)
     shown = [progress.EpochLine()] if verbose else []  # within 120 columns; every metric is in history.csv
-    push = functools.partial(_push_in_background, *remote) if remote else None
+    push = upload.push if upload else None
 
     def fit(epoch, step, epochs, ending=()):
         stops = step_backups.StepBackups(backup, data.steps_per_epoch, job.backup_every, step, push)
@@ -456,7 +457,7 @@ def _fit(model, job, data, folders, say, remote):
 
 
 def _epoch_end_callbacks(job, data, folders, backup):
-    """(the metric that picks the best checkpoint, the built-in callbacks), after the backup's history is trimmed to it."""
+    """The built-in callbacks, after the backup's history is trimmed to it."""
     # Keras prefixes metrics with the output name only for several outputs.
     monitor = ("val_" if data.validation is not None else "") + ("main_top1" if job.aux_heads else "top1")
     # Every task decides which checkpoints to save from the chief's history
@@ -472,7 +473,7 @@ def _epoch_end_callbacks(job, data, folders, backup):
     best_so_far = None
     if (folders.output_dir / BEST_CHECKPOINT).exists() or interrupted.is_best:
         best_so_far = _best_logged(logged + ([interrupted.logs] if interrupted.logs else []), monitor)
-    return monitor, make_callbacks(
+    return make_callbacks(
         folders.write_dir, backup, monitor=monitor, use_ema=job.use_ema, best_so_far=best_so_far,
         interrupted=interrupted,
     )
@@ -482,11 +483,6 @@ def _resume_point(backup, steps_per_epoch):
     if not backup.resume_step:
         return f"after epoch {backup.resume_epoch}"
     return f"in epoch {backup.resume_epoch + 1} after its step {backup.resume_step} of {steps_per_epoch}"
-
-
-def _push_in_background(mirror, lease):
-    remote_output.check_lease(lease)
-    mirror.push_in_background()
 
 
 def _joined(first, second):
