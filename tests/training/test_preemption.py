@@ -55,6 +55,12 @@ SCRIPT = textwrap.dedent(
             env[tiny_googlenet.HOLD] = f"1/3:{name}-held"
         return command, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
+    def backed_up():  # the backup's metadata in the bucket, its last object (uploads go in the order written)
+        try:
+            return json.loads(object_stores.read("s3://runs/sigkill/backup/training_metadata.json"))
+        except FileNotFoundError:
+            return None
+
     result = {}
     for name, extra, stop in (("sigterm", (), signal.SIGTERM), ("sigkill", ("--backup-every", "2"), signal.SIGKILL)):
         command, first = run(name, *extra, hold=True)
@@ -63,6 +69,12 @@ SCRIPT = textwrap.dedent(
             if first.poll() is not None or time.monotonic() > deadline:
                 sys.exit("the hold was not reached: " + first.stderr.read()[-3000:])
             time.sleep(0.05)
+        if name == "sigkill":  # step 2's backup uploads in the background: kill once it has landed
+            while backed_up() != {"epoch": 1, "batch": 2}:  # epoch 2 (1 done), step 2
+                if first.poll() is not None or time.monotonic() > deadline:
+                    sys.exit("step 2's backup never reached the bucket: " + first.stderr.read()[-3000:])
+                time.sleep(0.05)
+
         def locked():  # the lock file, or the bucket's lease
             return os.path.exists(f"{name}/train.lock") or "train.lease" in object_stores.listing("s3://runs/sigkill")
 
@@ -148,7 +160,7 @@ def test_after_a_sigkill_backup_every_resumes_from_the_last_backed_up_step_in_th
     assert run["second_returncode"] == 0, run["second_stderr"]
     assert "Fetched the run's " in run["second_stdout"]  # onto an empty disk, from the bucket
     # Steps 6 + 2 of the run: a backup; step 3 was lost with the kill.
-    assert f"Resuming in epoch 2 after its step 2 of {STEPS_PER_EPOCH} from the backup" in run["second_stdout"]
+    assert f"Resuming in epoch 2 after its step 2 of {STEPS_PER_EPOCH} from the backup" in run["second_stdout"], run["second_stdout"]
     before, after = (_seen(folder, "sigkill", run[pid], 1) for pid in ("first_pid", "second_pid"))
     assert sum(before) == 6 and sum(after) == 8  # the lost step's two images are trained again
     assert sorted(a + b for a, b in zip(before, after)) == [1] * 10 + [2] * 2
