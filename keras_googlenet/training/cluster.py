@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from keras_googlenet import storage
 from keras_googlenet.defaults import STRATEGIES
+from keras_googlenet.training import preemption
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,8 @@ def make_strategy(strategy="auto", devices=None):
                 "strategy='multi_worker' needs TF_CONFIG with a cluster of workers. "
                 f"Received: TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        with preemption.handler_kept():  # TensorFlow's runtime would take SIGTERM for itself
+            return tf.distribute.MultiWorkerMirroredStrategy()
     if strategy == "mirrored":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy([d.name for d in gpus or tf.config.list_logical_devices("CPU")])

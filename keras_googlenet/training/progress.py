@@ -31,7 +31,21 @@ def shown(logs):
 
 
 class EpochLine(keras.callbacks.ProgbarLogger):
-    """Keras' `ProgbarLogger`, showing `shown`'s metrics only; `fit` takes it in place of its own."""
+    """Keras' `ProgbarLogger`, showing `shown`'s metrics only; `fit` takes it in place of its own.
+
+    Args:
+        epochs: the run's epochs, shown as "Epoch 2/3" also by a `fit`
+            that ends earlier (the rest of a resumed epoch), or None: the
+            ``fit``'s own.
+    """
+
+    def __init__(self, epochs=None):
+        super().__init__()
+        self.run_epochs = epochs
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self.run_epochs or self.epochs
 
     def on_train_batch_end(self, batch, logs=None):
         super().on_train_batch_end(batch, shown(logs))

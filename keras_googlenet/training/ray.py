@@ -25,6 +25,7 @@ import threading
 
 from keras_googlenet import defaults, storage
 from keras_googlenet.defaults import DEFAULT_OUTPUT_DIR, DEFAULT_RAY_MAX_FAILURES
+from keras_googlenet.training import preemption
 
 INSTALL_HINT = 'pip install "keras-googlenet[ray]"'
 # Ray's storage (its run state and the final report) goes in the output
@@ -35,10 +36,29 @@ LOCAL_OBJECT_STORE_BYTES = 100 * 2**20
 # sends each print through the logging module as well as stdout (every
 # line twice in the logs), and TensorFlow logs its C++ start-up lines.
 _QUIET_WORKER_ENV = {"RAY_TRAIN_ENABLE_PRINT_PATCH": "0", "TF_CPP_MIN_LOG_LEVEL": "3"}
+# Ray's worker_process_setup_hook for the job (`worker_process_setup`): pass it
+# in your own ray.init's runtime_env when you start Ray yourself.
+WORKER_SETUP_HOOK = "keras_googlenet.training.ray.worker_process_setup"
 
 
 class RayNotInstalled(ImportError):
     """Ray Train is missing: the message says how to install it."""
+
+
+class WorkerPreempted(RuntimeError):
+    """A worker's `train` stopped by SIGTERM at a step all workers agreed on, after backing it up: Ray restarts the group from there.
+
+    A plain exception, where `preemption.Preempted` is a KeyboardInterrupt:
+    Ray Train counts it as a worker failure, to retry within ``max_failures``.
+    """
+
+    def __init__(self, epoch, step):
+        super().__init__(epoch, step)  # its args, for the pickle that takes it to the driver
+        self.epoch, self.step = epoch, step
+
+    def __str__(self):
+        where = preemption.Preempted(self.epoch, self.step).where()
+        return f"Stopped by SIGTERM {where}, backed up: Ray restarts the workers from there."
 
 
 def train_on_ray(
@@ -109,10 +129,10 @@ def train_on_ray(
         try:
             return trainer.fit()
         except getattr(ray_train, "WorkerGroupError", ()) as error:  # Train V2's
-            bad_input = _bad_input(error)
-            if bad_input is None:
+            plain = _bad_input(error) or _preempted(error)
+            if plain is None:
                 raise
-            raise bad_input from None
+            raise plain from None
 
 
 def _ray_storage(output_dir):
@@ -160,8 +180,41 @@ def _worker_loop(config):
     # (A Queue is falsy when empty: compare with None.)
     relay = config["relay"] if chief else None
     with contextlib.nullcontext() if relay is None else contextlib.redirect_stdout(_QueueWriter(relay)):
-        result = training.train(**kwargs)
+        try:
+            result = training.train(**kwargs)
+        except preemption.Preempted as stop:  # every worker, at the same step (`step_backups`)
+            stopped = WorkerPreempted(stop.epoch, stop.step)
+            if chief:
+                print(stopped)
+            raise stopped from None
     _report(ray.train, result, chief)
+
+
+def worker_process_setup():
+    """Ray's ``worker_process_setup_hook``: SIGTERM to a worker while it trains backs up the step it is in, then Ray restarts the group.
+
+    Ray Train runs `train` in a thread of the worker's process, and Ray's
+    own SIGTERM handler (set in the main thread, after this hook) exits the
+    process at once. The hook wraps that handler as it is set: while `fit`
+    runs, a SIGTERM only asks for a stop (`preemption.deferring_to`), and
+    the workers stop together at the next step where they compare requests.
+    Ray's main thread runs its handler only when it next runs Python, which
+    can be minutes later: `preemption.request_as_it_arrives` sees the
+    signal at once. A private name of Ray's: where a Ray version lacks it,
+    Ray's handling stays, and a SIGTERM resumes at the last backup.
+    """
+    from ray._private import utils
+
+    set_handler = getattr(utils, "set_sigterm_handler", None)
+    if set_handler is None or getattr(set_handler, "defers_training", False):
+        return
+
+    def deferring(handler):
+        set_handler(preemption.deferring_to(handler))
+
+    deferring.defers_training = True
+    utils.set_sigterm_handler = deferring
+    preemption.request_as_it_arrives()
 
 
 class _QueueWriter(io.TextIOBase):
@@ -273,7 +326,7 @@ def _init_ray(ray, address, debug):
         "log_to_driver": debug,
         # WARNING would still show Ray's token-authentication notice on every start.
         "logging_level": logging.DEBUG if debug else logging.ERROR,
-        "runtime_env": None if debug else {"env_vars": dict(_QUIET_WORKER_ENV)},
+        "runtime_env": {"worker_process_setup_hook": WORKER_SETUP_HOOK, **({} if debug else {"env_vars": dict(_QUIET_WORKER_ENV)})},
     }
     if address is None and not os.environ.get("RAY_ADDRESS"):
         # A new local cluster. The object store takes 30% of the memory by
@@ -296,6 +349,14 @@ def _bad_input(error):
         return type(failure)(message)
     except TypeError:  # an exception class with other arguments
         return ValueError(message)
+
+
+def _preempted(error):
+    """`preemption.Preempted` at the step where the chief stopped, when SIGTERM stopped the last attempt (Ray's retries spent); else None."""
+    failure = error.worker_failures.get(0)
+    if not isinstance(failure, WorkerPreempted):
+        return None
+    return preemption.Preempted(failure.epoch, failure.step)
 
 
 def _import_ray():

@@ -428,7 +428,7 @@ def _fit(model, job, data, folders, say, remote):
         callbacks.append(upload)
     say(f"{data.steps_per_epoch} steps per epoch; the first one compiles the model and takes longest.")
     verbose = _fit_verbosity(job.verbose)
-    shown = [progress.EpochLine()] if verbose else []  # within 120 columns; every metric is in history.csv
+    shown = [progress.EpochLine(job.epochs)] if verbose else []  # within 120 columns; every metric is in history.csv
     push = upload.push if upload else None
 
     def fit(epoch, step, epochs, ending=()):

@@ -19,8 +19,9 @@ after the built-in callbacks: the backup, checkpoints and history row are
 written), creates PATH and sleeps until it is killed, or until a SIGTERM
 asks it to stop (`preemption.requested`). ``EPOCH/STEP:PATH`` holds at
 the end of step STEP (from 1) of that epoch instead. Only the first to
-create PATH holds: a restarted run that (wrongly) ran that epoch again, or
-a second worker of the same cluster, goes on.
+create PATH holds, and writes its pid there: a restarted run that (wrongly)
+ran that epoch again, or a second worker of the same cluster, goes on.
+Several holds are separated by commas.
 
 With ``TINY_GOOGLENET_SEEN`` set to a folder, the stand-in counts the labels
 it trains on (each in a class of its own in the preemption test), and
@@ -86,8 +87,6 @@ def holds():
     """The callbacks that ``TINY_GOOGLENET_SEEN`` and ``TINY_GOOGLENET_HOLD`` ask for: none when they are unset."""
     import keras
 
-    from keras_googlenet.training import preemption
-
     class WriteSeen(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
@@ -98,14 +97,22 @@ def holds():
             (pathlib.Path(os.environ[SEEN]) / f"{os.getpid()}-{self.epoch}.json").write_text(json.dumps(counts))
 
     callbacks = [WriteSeen()] if os.environ.get(SEEN) else []
-    if not os.environ.get(HOLD):
-        return callbacks
-    point, path = os.environ[HOLD].split(":", 1)
+    holds = [_hold(*entry.split(":", 1)) for entry in os.environ.get(HOLD, "").split(",") if entry]
+    return callbacks + holds
+
+
+def _hold(point, path):
+    """The callback that holds at ``point`` (``EPOCH`` or ``EPOCH/STEP``), creating ``path`` with the process's pid in it."""
+    import keras
+
+    from keras_googlenet.training import preemption
+
     epoch, _, step = point.partition("/")
 
     def hold():
         try:
-            open(path, "x").close()  # once per PATH: a restarted run, or a second worker, goes on
+            with open(path, "x") as file:  # once per PATH: a restarted run, or a second worker, goes on
+                file.write(str(os.getpid()))
         except FileExistsError:
             return
         while not preemption.requested():  # a SIGTERM's handler returns into this loop
@@ -124,7 +131,7 @@ def holds():
             if not step and index == int(epoch):
                 hold()
 
-    return callbacks + [Hold()]
+    return Hold()
 
 
 def use_in_train(monkeypatch):

