@@ -69,6 +69,25 @@ def test_no_page_types_a_main_job_figure_by_hand(page):
     assert not typed, typed
 
 
+# A measured figure: a decimal percentage, a number in scientific notation, a time, a size or a
+# decimal ratio. Pages quote them from benchmarks/results/*.json with macros; outside code
+# blocks and macros, only these settings and citations may be typed.
+MEASURED = re.compile(r"(?<![\w.\-/])(\d+\.\d+%|\d\.\d+e[-+]\d+|\d+(?:\.\d+)? ?(?:ms|s|min|MiB|GiB|MB|GB|kB)\b|\d+\.\d+x\b)")
+TYPED_ON_PURPOSE = {
+    "benchmarks.md": {"53 MB", "5 s"},  # the size of the files the benchmark writes; its target
+    "beyond-one-machine.md": {"15 s", "3 s", "4 s", "30 s"},  # the lease's renewal, the test's outage, gcsfs' backoff, Kubernetes' grace
+    "deploy.md": {"3 MiB"},  # 3 bytes x 1000 x 1024 classifier weights: arithmetic
+    "weights.md": {"68.7%", "88.9%", "69.778%", "89.53%"},  # the publishers' ImageNet accuracies, cited
+}
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: str(page.relative_to(DOCS)))
+def test_no_page_types_a_measured_figure_by_hand(page):
+    text = re.sub(r"```.*?```|\{\{.*?\}\}|\{%.*?%\}|<!--.*?-->|\]\([^)]*\)", "", page.read_text(), flags=re.S)
+    typed = {match.group(0) for match in MEASURED.finditer(text)}
+    assert typed <= TYPED_ON_PURPOSE.get(page.name, set()), typed - TYPED_ON_PURPOSE.get(page.name, set())
+
+
 def _python_blocks(path):
     """``(marker before it or None, code)`` of every ```python block."""
     text = path.read_text()

@@ -10,6 +10,11 @@ pages cannot disagree and a new measurement changes them all:
   ``ci.json`` the test suite's run);
 - ``{{ cell("cpu", "TFLite fp32", 1) }}``: one number of a benchmark's table
   (its ratio, or any column);
+- ``{{ quotient("cpu", "TFLite int8", "TFLite fp32", 1) }}``: two rows' median
+  times divided;
+- ``{{ table(results.deploy.web) }}``: a table saved as measured (its
+  ``columns``, ``align`` and ``rows``);
+- ``{{ change(pair) }}``: a before-and-after pair, "73.6% to 85.1%";
 - ``{{ architecture_diagram() }}``: the network drawn from
   `keras_googlenet.model.architecture`'s table, which it imports without
   TensorFlow.
@@ -48,7 +53,27 @@ def define_env(env):
         """One number of a benchmark's table: ``cell("cpu", "TFLite fp32", 1)`` is that row's ratio, "0.85"."""
         return f"{row(env.variables['results'][name], case, batch)[column]:.{digits}f}{suffix}"
 
+    @env.macro
+    def quotient(name, case, other, batch, digits=2):
+        """The ratio of two rows' median times in one benchmark's table: ``quotient("cpu", "TFLite int8", "TFLite fp32", 1)``."""
+        report = env.variables["results"][name]
+        return f"{row(report, case, batch)['median_ms'] / row(report, other, batch)['median_ms']:.{digits}f}"
+
+    env.macro(table)
+    env.macro(change)
     env.macro(architecture_diagram)
+
+
+def table(entry):
+    """A Markdown table from a results entry's ``columns``, ``align`` and ``rows`` (strings, as measured)."""
+    lines = [entry["columns"], entry["align"], *entry["rows"]]
+    return "\n".join("| " + " | ".join(str(cell) for cell in line) + " |" for line in lines)
+
+
+def change(pair):
+    """``["73.6%", "85.1%"]`` as "73.6% to 85.1%", and a pair of equal values as "93.7% both ways"."""
+    before, after = pair
+    return f"{before} both ways" if before == after else f"{before} to {after}"
 
 
 def row(report, case, batch):
