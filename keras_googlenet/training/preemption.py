@@ -60,7 +60,7 @@ def _on_sigterm(signum, frame):
 
 
 def deferring_to(fallback):
-    """A SIGTERM handler for a process whose `train` runs in another thread: a stop request while `fit` runs, else ``fallback``.
+    """A SIGTERM handler for a process whose `train` runs in another thread: a stop request while `fit` runs, else ``fallback`` (a function).
 
     Python runs signal handlers in the main thread alone, so a `train` in
     another thread (a Ray Train worker's) cannot install `stop_on_sigterm`'s:
@@ -72,11 +72,8 @@ def deferring_to(fallback):
     def handler(signum, frame):
         if _deferring.is_set():
             _requested.set()
-        elif callable(fallback):
+        else:
             fallback(signum, frame)
-        else:  # SIG_DFL or SIG_IGN: as if this handler had never been there
-            signal.signal(signum, fallback)
-            os.kill(os.getpid(), signum)
 
     return handler
 

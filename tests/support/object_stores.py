@@ -6,6 +6,7 @@ variables, as MinIO or emulator users would: ``STORAGE_EMULATOR_HOST`` and
 """
 
 import importlib.util
+import json
 import os
 import pathlib
 import socket
@@ -104,6 +105,18 @@ def read(uri):
     from keras_googlenet.storage import objects
 
     return objects.filesystem(uri).cat(objects.key(uri)).decode()
+
+
+def backup_point(run_uri):
+    """The backup's metadata in a run's bucket folder (``{"epoch": ..., "batch": ...}``), or None without one.
+
+    It is the backup's last object (uploads go in the order written), so a
+    test that waits for it waits for the whole backup.
+    """
+    try:
+        return json.loads(read(f"{run_uri}/backup/training_metadata.json"))
+    except FileNotFoundError:
+        return None
 
 
 def no_local_leftovers(folder):

@@ -56,12 +56,6 @@ SCRIPT = textwrap.dedent(
             env[tiny_googlenet.HOLD] = f"1/3:{name}-held"
         return command, subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
-    def backed_up():  # the backup's metadata in the bucket, its last object (uploads go in the order written)
-        try:
-            return json.loads(object_stores.read("s3://runs/sigkill/backup/training_metadata.json"))
-        except FileNotFoundError:
-            return None
-
     result = {}
     for name, extra, stop in (("sigterm", (), signal.SIGTERM), ("sigkill", ("--backup-every", "2"), signal.SIGKILL)):
         command, first = run(name, *extra, hold=True)
@@ -71,7 +65,7 @@ SCRIPT = textwrap.dedent(
                 sys.exit("the hold was not reached: " + first.stderr.read()[-3000:])
             time.sleep(0.05)
         if name == "sigkill":  # step 2's backup uploads in the background: kill once it has landed
-            while backed_up() != {"epoch": 1, "batch": 2}:  # epoch 2 (1 done), step 2
+            while object_stores.backup_point("s3://runs/sigkill") != {"epoch": 1, "batch": 2}:  # epoch 2 (1 done), step 2
                 if first.poll() is not None or time.monotonic() > deadline:
                     sys.exit("step 2's backup never reached the bucket: " + first.stderr.read()[-3000:])
                 time.sleep(0.05)
