@@ -61,7 +61,7 @@ def pytest_terminal_summary(terminalreporter):
         return
     lane_ = terminalreporter.config.stash.get(_LANE, None)
     if lane_ and lane_.steps:
-        terminalreporter.write_sep("=", "the lane's steps (tests/support/lane.py)")
+        terminalreporter.write_sep("=", "the lane's steps and waits, from the session's start (tests/support/lane.py)")
         for line in lane_.summary():
             terminalreporter.write_line(line)
     terminalreporter.write_sep("=", f"time by test file ({total:.0f} s in all)")
@@ -165,11 +165,20 @@ def pytest_collection_finish(session):
     trained = session.config.stash.get(_TRAINED, set())
     session.config.stash[_BUILDS_WANTED] = any(id(item) in trained for item in session.items)
     session.config.stash[_LANE_JOBS] = [mark.args[0] for item in session.items for mark in item.iter_markers("lane")]
+    # The tests before which an ``alone`` test is still to come in their file.
+    alone_ahead, files_with_one_ahead = set(), set()
+    for item in reversed(session.items):
+        if item.get_closest_marker("alone"):
+            files_with_one_ahead.add(item.path)
+        if item.path in files_with_one_ahead:
+            alone_ahead.add(id(item))
+    session.config.stash[_ALONE_AHEAD] = alone_ahead
 
 
 _BUILDS_WANTED = pytest.StashKey[bool]()
 _LANE_JOBS = pytest.StashKey[list]()  # the lane jobs that the selected tests read, in their order
 _TRAINED = pytest.StashKey[set]()  # id() of the collected tests that need a digits model
+_ALONE_AHEAD = pytest.StashKey[set]()  # id() of the selected tests followed by an ``alone`` one in their file
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -196,10 +205,14 @@ def digits_builds(request, tmp_path_factory):
 
     def result(variant):
         assert builds, "conftest found no selected test that needs a digits model"
-        return builds.result(variant, BUILD_TIMEOUT_S)
+        asked = lane_.elapsed()
+        built = builds.result(variant, BUILD_TIMEOUT_S)
+        if lane_.elapsed() - asked >= 1:  # in the lane's summary, with its own waits
+            lane_.events.append((asked, f"a test waited {lane_.elapsed() - asked:.0f} s for the {variant} build"))
+        return built
 
     lane_jobs = request.config.stash.get(_LANE_JOBS, [])
-    request.config.stash[_LANE] = lane.Lane(tmp_path_factory.mktemp("lane"), lane_jobs, before=builds and builds.process)
+    lane_ = request.config.stash[_LANE] = lane.Lane(tmp_path_factory.mktemp("lane"), lane_jobs, before=builds and builds.process)
     yield result
     request.config.stash[_LANE].close()
     if builds:
@@ -239,9 +252,14 @@ def pytest_runtest_setup(item):
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item, nextitem):
-    """Resumes the lane after ``alone`` tests, unless the next is one too (a module of them shares its Chromium)."""
+    """Resumes the lane after ``alone`` tests, unless another is still to come in the next test's file.
+
+    Between two ``alone`` tests the lane stays paused (a module of them shares
+    its Chromium): a job started in the gap, beside a few quick tests, kept the
+    next one waiting for it (Ray's cluster test, 89 s once, after Kubernetes').
+    """
     lane_ = item.config.stash.get(_LANE, None)
-    if lane_ and lane_.paused and not (nextitem and nextitem.get_closest_marker("alone")):
+    if lane_ and lane_.paused and not (nextitem and id(nextitem) in item.config.stash.get(_ALONE_AHEAD, set())):
         lane_.resume()
 
 
