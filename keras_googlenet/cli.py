@@ -298,7 +298,7 @@ def _add_ray_options(parser):
     group.add_argument("--ray-address", default=None, metavar="ADDR", help="the Ray cluster to join, e.g. 'auto' or 'ray://head:10001' (default: a new local one)")
     group.add_argument("--ray-gpus-per-worker", type=float, default=0, metavar="G", help="GPUs each worker reserves (default: 0)")
     group.add_argument("--ray-cpus-per-worker", type=float, default=1, metavar="C", help="CPUs each worker reserves; its TensorFlow threads follow (default: 1)")
-    group.add_argument("--ray-max-failures", type=int, default=defaults.DEFAULT_RAY_MAX_FAILURES, metavar="K", help=f"worker losses Ray recovers from by restarting the group, which resumes at the first unfinished epoch; -1: no limit (default: {defaults.DEFAULT_RAY_MAX_FAILURES})")
+    group.add_argument("--ray-max-failures", type=int, default=defaults.DEFAULT_RAY_MAX_FAILURES, metavar="K", help=f"worker losses Ray recovers from by restarting the group, which resumes at the last backup (the first unfinished epoch, or the step that a SIGTERM or --backup-every backed up); -1: no limit (default: {defaults.DEFAULT_RAY_MAX_FAILURES})")
 
 
 def _train(args):

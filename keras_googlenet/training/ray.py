@@ -79,7 +79,8 @@ def train_on_ray(
     during training (its process killed, its node gone) makes Ray stop the
     whole group and start a new one, up to ``max_failures`` times; each new
     worker runs `training.train` again with the same arguments, which
-    resumes from the backups in ``output_dir`` at the first unfinished epoch.
+    resumes from the backups in ``output_dir`` at the first unfinished epoch
+    (or at the step that a SIGTERM or ``backup_every`` backed up).
 
     Args:
         workers: the number of Ray Train workers (processes), an int >= 1.
