@@ -60,7 +60,7 @@ def pytest_terminal_summary(terminalreporter):
     if total < 60:
         return
     lane_ = terminalreporter.config.stash.get(_LANE, None)
-    if lane_ and lane_.steps:
+    if lane_ and lane_.events:
         terminalreporter.write_sep("=", "the lane's steps and waits, from the session's start (tests/support/lane.py)")
         for line in lane_.summary():
             terminalreporter.write_line(line)
@@ -207,8 +207,7 @@ def digits_builds(request, tmp_path_factory):
         assert builds, "conftest found no selected test that needs a digits model"
         asked = lane_.elapsed()
         built = builds.result(variant, BUILD_TIMEOUT_S)
-        if lane_.elapsed() - asked >= 1:  # in the lane's summary, with its own waits
-            lane_.events.append((asked, f"a test waited {lane_.elapsed() - asked:.0f} s for the {variant} build"))
+        lane_.waited(asked, f"the {variant} build")  # in the lane's summary, beside its own waits
         return built
 
     lane_jobs = request.config.stash.get(_LANE_JOBS, [])

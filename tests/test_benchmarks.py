@@ -137,7 +137,6 @@ def _scaling(folder):
     return _part_in_lane("from benchmarks import scaling\npart = scaling.run(batch=2, **TINY)", folder)
 
 
-@lane.light  # 0.73 GiB: toy sizes
 def _gpu_script(folder):
     """A lane job: the GPU part on CPU, Keras on JAX in the child that `gpu` starts, the torch reference in the job's process."""
     code = textwrap.dedent(

@@ -144,7 +144,6 @@ def _maps_on(backend, folder):
 
 
 MAPS_ON = {backend: functools.partial(_maps_on, backend) for backend in ("jax", "torch")}
-lane.light(MAPS_ON["torch"])  # 0.94 GiB (JAX's job was not measured)
 
 
 @pytest.mark.slow

@@ -20,7 +20,6 @@ def test_generated_photos_are_jpegs_of_the_requested_size(tmp_path):
         assert np.asarray(image).std() > 1  # not a flat image: JPEG must encode detail
 
 
-@lane.light  # 1.13 GiB: 96 px
 def _two_counts(folder):
     """A lane job: the benchmark at two counts, each in its own process, its report saved as report.json."""
     script = (

@@ -14,9 +14,7 @@ and conftest starts the lane with the session, after the digits builds, in
 the order the tests come. A test that needs a job before its turn moves it
 to the front. Only one lane process runs at a time, and none beside a test
 marked ``alone`` (one whose own children take gigabytes: Ray's cluster,
-Chromium), so that the process tree stays within its memory budget. A job
-marked `light` (near 1 GiB) may also run in a test that waits on the lane,
-beside another light one (`Lane.result`).
+Chromium), so that the process tree stays within its memory budget.
 
 A job's steps run with the checkout's package (``PYTHONPATH``) and
 ``tests/support`` importable; their output goes to ``folder/log.txt``. A
@@ -49,14 +47,10 @@ class Lane:
         # an emulator's endpoint) must not reach a job that starts while it runs.
         self.environ = dict(os.environ)
         self.jobs = {name(job): job for job in jobs}
-        self.light = {name(job) for job in jobs if getattr(job, "lane_light", False)}
         self.pending = list(self.jobs)  # names, in order, once each
         self.done, self.failed = {}, {}
         self.condition = threading.Condition()
-        self.paused, self.running = 0, None  # `running`: the lane thread's job
-        self.helping = set()  # light jobs that a waiting test runs itself (`result`)
-        self.processes = set()
-        self.steps = []  # (job, seconds) per step run
+        self.paused, self.running, self.process = 0, None, None
         self.started = time.monotonic()
         self.events = []  # (seconds since the lane started, what happened): its waits, for the summary
         self.closed = False
@@ -64,38 +58,21 @@ class Lane:
         self.thread.start()
 
     def result(self, job, timeout):
-        """The job's folder once it has finished; raises with its log's tail if it failed or ran past ``timeout`` s.
-
-        While it waits, the calling thread runs a light job that is still
-        pending beside the lane's own, if that one is light too (`light`):
-        at the session's end the main process would otherwise idle while the
-        lane runs its last jobs one by one.
-        """
+        """The job's folder once it has finished; raises with its log's tail if it failed or ran past ``timeout`` s."""
         deadline, job, asked = time.monotonic() + timeout, name(job), self.elapsed()
         with self.condition:
             if job in self.pending:  # wanted now: next in line
                 self.pending.remove(job)
                 self.pending.insert(0, job)
                 self.condition.notify_all()
-        while True:
-            with self.condition:
-                if job in self.done or job in self.failed:
-                    break
-                if job not in self.pending and job != self.running and job not in self.helping:
+            while job not in self.done and job not in self.failed:
+                if job not in self.pending and job != self.running:
                     raise RuntimeError(f"lane job {job} was never queued: mark the test that reads it with @pytest.mark.lane")
                 left = deadline - time.monotonic()
                 if left <= 0:
                     raise RuntimeError(f"lane job {job} took over {timeout} s")
-                helped = self._light_job_to_run_here()
-                if helped is None:
-                    self.condition.wait(min(left, 5.0))
-                    continue
-                beside = self.running
-            started = self.elapsed()
-            self._finish(helped, self._run_job(helped))
-            self.events.append((started, f"{self.elapsed() - started:6.1f} s  {helped}, run by a waiting test beside {beside}"))
-        if self.elapsed() - asked >= 1:
-            self.events.append((asked, f"a test waited {self.elapsed() - asked:.0f} s for {job}"))
+                self.condition.wait(min(left, 5.0))
+        self.waited(asked, job)
         if job in self.failed:
             raise RuntimeError(f"lane job {job} failed: {self.failed[job]}")
         return self.done[job]
@@ -119,36 +96,20 @@ class Lane:
         """Seconds since the lane started (the session, near enough)."""
         return time.monotonic() - self.started
 
+    def waited(self, since, what):
+        """Adds a test's wait since ``since`` (`elapsed`) for ``what`` to the summary, if it lasted a second or more."""
+        if self.elapsed() - since >= 1:
+            self.events.append((since, f"a test waited {self.elapsed() - since:.0f} s for {what}"))
+
     def close(self):
         with self.condition:
             self.closed = True
             self.condition.notify_all()
-            processes = list(self.processes)
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            process = self.process
+        if process and process.poll() is None:
+            process.kill()
+            process.wait()
         self.thread.join(timeout=30)
-
-    def _light_job_to_run_here(self):
-        """A pending light job, taken from the queue, if the lane's own job is light too; called with the lock held."""
-        # Two light jobs beside the main process stay within the memory budget;
-        # a heavy one (a real network at 224 px, KerasHub's loaders) does not.
-        if self.paused or self.running not in self.light:
-            return None
-        job = next((job for job in self.pending if job in self.light), None)
-        if job is not None:
-            self.pending.remove(job)
-            self.helping.add(job)
-        return job
-
-    def _finish(self, job, outcome):
-        with self.condition:
-            self.helping.discard(job)
-            if self.running == job:
-                self.running = None
-            (self.done if isinstance(outcome, pathlib.Path) else self.failed)[job] = outcome
-            self.condition.notify_all()
 
     def _run(self):
         if self.before is not None:
@@ -156,13 +117,16 @@ class Lane:
             self.events.append((self.elapsed(), "the digits builds ended"))
         while True:
             with self.condition:
-                # A heavy job waits for the light one that a test runs itself.
-                while not self.closed and (self.paused or not self.pending or (self.helping and self.pending[0] not in self.light)):
+                while not self.closed and (self.paused or not self.pending):
                     self.condition.wait()
                 if self.closed:
                     return
                 job = self.running = self.pending.pop(0)
-            self._finish(job, self._run_job(job))
+            outcome = self._run_job(job)
+            with self.condition:
+                self.running = None
+                (self.done if isinstance(outcome, pathlib.Path) else self.failed)[job] = outcome
+                self.condition.notify_all()
 
     def _run_job(self, job):
         """The job's folder, or why it failed."""
@@ -183,17 +147,12 @@ class Lane:
                     with self.condition:
                         if self.closed:
                             return "the session ended first"
-                        process = subprocess.Popen(argv, cwd=folder, env={**env, **extra_env}, stdout=log, stderr=subprocess.STDOUT)
-                        self.processes.add(process)
+                        self.process = subprocess.Popen(argv, cwd=folder, env={**env, **extra_env}, stdout=log, stderr=subprocess.STDOUT)
                     started = time.monotonic()
-                    returncode = process.wait()
-                    with self.condition:
-                        self.processes.discard(process)
+                    returncode = self.process.wait()
                     seconds = time.monotonic() - started
                     log.write(f"# {seconds:.1f} s\n")
-                    if threading.current_thread() is self.thread:
-                        self.events.append((started - self.started, f"{seconds:6.1f} s  {job}"))
-                    self.steps.append((job, seconds))
+                    self.events.append((started - self.started, f"{seconds:6.1f} s  {job}"))
                     if returncode != 0:
                         log.flush()
                         tail = (folder / "log.txt").read_text()[-3000:]
@@ -207,12 +166,6 @@ class Lane:
         """One line per step run (its start, seconds and job) and per wait, in the order they began."""
         # Not the step's peak RSS: os.wait4's ru_maxrss starts at the forking process's own (pytest's).
         return [f"at {at:5.0f} s  {what}" for at, what in sorted(self.events)]
-
-
-def light(job):
-    """Marks ``job`` light (its processes stay near 1 GiB PSS): a test waiting on the lane may run it beside another light one."""
-    job.lane_light = True
-    return job
 
 
 def reads(job):

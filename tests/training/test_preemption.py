@@ -95,7 +95,6 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@lane.light  # 0.80 GiB: the stand-in network
 def _preempted_runs(folder):
     """A lane job: SCRIPT."""
     return [lane.python("-c", SCRIPT)]

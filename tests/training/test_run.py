@@ -119,7 +119,6 @@ def test_bad_arguments_raise_before_any_data_is_read(arguments, message, tmp_pat
     assert not (tmp_path / "run").exists()
 
 
-@lane.light  # 1.18 GiB: 32 px
 def _short_training(folder):
     """A lane job: two short epochs of the real network on the digits, into folder/run; the evaluation saved."""
     # Small and fast: 32 px without the aux heads (which need 79 px).
